@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+// Kiln: a generative-AI toolkit for Linux CPUs.
+//
+// Dependency direction (each line only imports the lines above it):
+//   C shims      CKilnBLAS (OpenBLAS cblas), CKilnPNG (libpng), CKilnSentencePiece (C header over the
+//                C++ library), CKilnKernels (C intrinsics Swift cannot express: VNNI integer dots)
+//   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
+//   apps         kiln         the command-line tool
+import PackageDescription
+
+// Compile for this CPU's widest vectors. Without it Swift SIMD code targets baseline x86-64 and
+// calls fmaf through the PLT (~200x slower); see README "Performance notes".
+let nativeSwift: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+let nativeC: [CSetting] = [.unsafeFlags(["-march=native", "-O3"])]
+
+let package = Package(
+    name: "Kiln",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "KilnKernels", targets: ["KilnKernels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CKilnBLAS", path: "Sources/CKilnBLAS"),
+        .systemLibrary(name: "CKilnPNG", path: "Sources/CKilnPNG"),
+        .target(
+            name: "CKilnSentencePiece",
+            path: "Sources/CKilnSentencePiece",
+            cxxSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]
+        ),
+        .target(name: "CKilnKernels", path: "Sources/CKilnKernels", cSettings: nativeC),
+        .target(
+            name: "KilnKernels",
+            dependencies: ["CKilnBLAS", "CKilnKernels"],
+            swiftSettings: nativeSwift
+        ),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnKernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: nativeSwift
+        ),
+        .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels"], swiftSettings: nativeSwift),
+        .testTarget(
+            name: "KilnNativeTests",
+            dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS"],
+            swiftSettings: nativeSwift
+        ),
+    ],
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
+)

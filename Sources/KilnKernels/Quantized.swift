@@ -1,0 +1,151 @@
+import CKilnKernels
+
+/// GGUF block-quantized weight formats (ggml type numbers as raw values).
+public enum QuantizationType: Int32, Sendable, CaseIterable {
+    case q4_0 = 2
+    case q4_1 = 3
+    case q8_0 = 8
+
+    /// Weights per block.
+    public static let blockSize = 32
+
+    /// Bytes per block of 32 weights.
+    public var blockBytes: Int { Int(kiln_quant_block_bytes(rawValue)) }
+
+    /// Bytes of one row of `columns` weights (columns must be a multiple of 32).
+    public func rowBytes(columns: Int) -> Int { columns / Self.blockSize * blockBytes }
+}
+
+/// Activations quantized to 8-bit blocks as llama.cpp does before a quantized product
+/// (d = max|x|/127 rounded to f16, q = round(x/d)), in buffers allocated once and reused.
+public final class QuantizedActivations: @unchecked Sendable {
+    public let columns: Int
+    public let capacityRows: Int
+    public var blockCount: Int { columns / QuantizationType.blockSize }
+    /// Rows quantized by the last `quantize` call.
+    public private(set) var rowCount = 0
+
+    let values: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    let sums: UnsafeMutablePointer<Float>
+    let integerSums: UnsafeMutablePointer<Int32>
+
+    /// Room for `rows` rows of `columns` values; columns must be a positive multiple of 32.
+    public init(columns: Int, rows: Int = 1) {
+        kernelRequire(columns > 0 && columns % QuantizationType.blockSize == 0,
+                      "columns must be a positive multiple of 32, got \(columns)")
+        requirePositive(rows, "rows")
+        self.columns = columns
+        capacityRows = rows
+        let blocks = rows * columns / QuantizationType.blockSize
+        // 64-byte alignment lets the VNNI kernel's 512-bit loads stay within cache lines.
+        values = UnsafeMutableRawPointer.allocate(byteCount: rows * columns, alignment: 64)
+            .bindMemory(to: Int8.self, capacity: rows * columns)
+        scales = .allocate(capacity: blocks)
+        sums = .allocate(capacity: blocks)
+        integerSums = .allocate(capacity: blocks)
+    }
+
+    deinit {
+        values.deallocate()
+        scales.deallocate()
+        sums.deallocate()
+        integerSums.deallocate()
+    }
+
+    /// Quantizes `rows` rows of `columns` floats (row-major, contiguous).
+    public func quantize(_ x: UnsafeBufferPointer<Float>, rows: Int = 1) {
+        kernelRequire(rows >= 0 && rows <= capacityRows, "rows \(rows) exceeds the capacity \(capacityRows)")
+        requireCount(x.count, atLeast: rows * columns, "x")
+        for row in 0..<rows {
+            kiln_quantize_activations(x.baseAddress! + row * columns, Int64(blockCount), raw, Int64(row))
+        }
+        rowCount = rows
+    }
+
+    var raw: KilnQ8Activations {
+        KilnQ8Activations(values: values, scales: scales, sums: sums, integerSums: integerSums)
+    }
+
+    /// Row `row`'s int8 values, scales (f16-rounded d) and llama.cpp's q8_1 sums, for inspection.
+    public func block(row: Int, index: Int) -> (values: [Int8], scale: Float, sum: Float, integerSum: Int32) {
+        kernelRequire(row >= 0 && row < rowCount && index >= 0 && index < blockCount, "block (\(row), \(index)) out of range")
+        let b = row * blockCount + index
+        let v = Array(UnsafeBufferPointer(start: values + b * 32, count: 32))
+        return (v, scales[b], sums[b], integerSums[b])
+    }
+}
+
+/// Products of quantized weights with quantized activations, computed on the blocks directly.
+public enum QuantizedOps {
+    /// out[t·outputStride + r] = Σ_c W[r, c] · x[t, c] for rows r < rows and the activation rows t
+    /// last quantized into `activations`. W is `rows` × `activations.columns` in `type` blocks.
+    /// Rows are split across `pool`; each weight block is unpacked once per four activation rows.
+    public static func matmul(
+        _ type: QuantizationType, weights: UnsafeRawBufferPointer, rows: Int,
+        activations: QuantizedActivations, output: UnsafeMutableBufferPointer<Float>, outputStride: Int? = nil,
+        pool: ThreadPool = .shared
+    ) {
+        let tokens = activations.rowCount
+        let stride = outputStride ?? rows
+        let rowBytes = type.rowBytes(columns: activations.columns)
+        kernelRequire(rows >= 0, "rows must be non-negative, got \(rows)")
+        kernelRequire(stride >= rows, "outputStride \(stride) is smaller than rows \(rows)")
+        requireCount(weights.count, atLeast: rows * rowBytes, "weights (bytes)")
+        if tokens > 0 && rows > 0 { requireCount(output.count, atLeast: (tokens - 1) * stride + rows, "output") }
+        guard rows > 0 && tokens > 0 else { return }
+        let w = weights.baseAddress!, out = output.baseAddress!, a = activations.raw
+        let blocks = Int64(activations.blockCount)
+        // ~16 rows × one token of 576 columns is ≈ 5k multiply-adds: enough to amortize a dispatch.
+        let grain = max(1, 16_384 / max(1, activations.columns * tokens))
+        pool.parallelFor(rows, grain: grain) { range in
+            kiln_quant_matmul(type.rawValue, w, rowBytes, Int64(range.lowerBound), Int64(range.upperBound),
+                              blocks, a, Int64(tokens), out, Int64(stride))
+        }
+    }
+
+    /// Σ_c W[row, c] · x[activationRow, c] for one weight row (`rowBytes` of `type` blocks).
+    public static func dot(
+        _ type: QuantizationType, weightRow: UnsafeRawBufferPointer, activations: QuantizedActivations,
+        activationRow: Int = 0
+    ) -> Float {
+        requireCount(weightRow.count, atLeast: type.rowBytes(columns: activations.columns), "weightRow (bytes)")
+        kernelRequire(activationRow >= 0 && activationRow < activations.rowCount,
+                      "activationRow \(activationRow) is not among the \(activations.rowCount) quantized rows")
+        return kiln_quant_dot(type.rawValue, weightRow.baseAddress!, activations.raw, Int64(activationRow),
+                              Int64(activations.blockCount))
+    }
+
+    /// Expands `count` weights (a multiple of 32) of `type` blocks to f32.
+    public static func dequantize(
+        _ type: QuantizationType, blocks: UnsafeRawBufferPointer, count: Int, into out: UnsafeMutableBufferPointer<Float>
+    ) {
+        kernelRequire(count >= 0 && count % QuantizationType.blockSize == 0, "count must be a multiple of 32, got \(count)")
+        requireCount(blocks.count, atLeast: type.rowBytes(columns: count), "blocks (bytes)")
+        requireCount(out.count, atLeast: count, "out")
+        guard count > 0 else { return }
+        kiln_dequantize(type.rawValue, blocks.baseAddress!, Int64(count / QuantizationType.blockSize), out.baseAddress!)
+    }
+
+    /// IEEE half-precision bit patterns to f32.
+    public static func convertF16(_ bits: UnsafeBufferPointer<UInt16>, into out: UnsafeMutableBufferPointer<Float>, count: Int) {
+        requireCount(bits.count, atLeast: count, "bits")
+        requireCount(out.count, atLeast: count, "out")
+        guard count > 0 else { return }
+        kiln_f16_to_f32(bits.baseAddress!, Int64(count), out.baseAddress!)
+    }
+
+    /// bfloat16 bit patterns to f32.
+    public static func convertBF16(_ bits: UnsafeBufferPointer<UInt16>, into out: UnsafeMutableBufferPointer<Float>, count: Int) {
+        requireCount(bits.count, atLeast: count, "bits")
+        requireCount(out.count, atLeast: count, "out")
+        guard count > 0 else { return }
+        kiln_bf16_to_f32(bits.baseAddress!, Int64(count), out.baseAddress!)
+    }
+
+    /// f32 to the nearest half-precision bit pattern (ties to even).
+    public static func halfBits(_ value: Float) -> UInt16 { kiln_f32_to_f16(value) }
+
+    /// Whether the integer dot products run on AVX-512 VNNI (else portable C).
+    public static var usesVNNI: Bool { kiln_quant_uses_vnni() != 0 }
+}
