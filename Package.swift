@@ -46,7 +46,9 @@ let package = Package(
             ],
             swiftSettings: nativeSwift
         ),
-        .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels"], swiftSettings: nativeSwift),
+        // Test-only helpers: seeded randomness, error measures, fixture paths, an .npz reader.
+        .target(name: "KilnTestSupport", swiftSettings: nativeSwift),
+        .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",
             dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS"],

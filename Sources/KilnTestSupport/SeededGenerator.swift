@@ -1,0 +1,31 @@
+/// SplitMix64: a tiny deterministic generator so every random test input is reproducible.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// `count` floats uniform in range.
+    public mutating func floats(_ count: Int, in range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<count).map { _ in Float.random(in: range, using: &self) }
+    }
+
+    /// `count` standard-normal floats (Box–Muller).
+    public mutating func normals(_ count: Int, scale: Float = 1) -> [Float] {
+        (0..<count).map { _ in
+            let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
+            let v = Double.random(in: 0..<1, using: &self)
+            return Float((-2 * _log(u)).squareRoot() * _cos(2 * Double.pi * v)) * scale
+        }
+    }
+}
+
+private func _log(_ x: Double) -> Double { x.isZero ? -.infinity : Foundation_log(x) }
+private func _cos(_ x: Double) -> Double { Foundation_cos(x) }

@@ -1,0 +1,135 @@
+import KilnKernels
+import KilnTestSupport
+import Testing
+
+/// Quantized blocks against a plain-Swift decoding of the GGUF layout. Activation quantization
+/// and dequantization must match exactly; dot products to 1e-6 of Σ|terms| (only float summation
+/// order differs, the per-block integer sums are exact).
+@Suite struct QuantizedTests {
+    /// Random but valid blocks: f16 scales in a realistic range, every nibble/byte value possible.
+    static func randomBlocks(_ type: QuantizationType, blocks: Int, rng: inout SeededGenerator) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for _ in 0..<blocks {
+            let d = Float.random(in: 0.0005...0.05, using: &rng) * (Bool.random(using: &rng) ? 1 : -1)
+            bytes += halfBytes(d)
+            if type == .q4_1 { bytes += halfBytes(Float.random(in: -0.4...0.4, using: &rng)) }
+            let payload = type == .q8_0 ? 32 : 16
+            bytes += (0..<payload).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        }
+        return bytes
+    }
+
+    static func halfBytes(_ value: Float) -> [UInt8] {
+        let bits = Float16(value).bitPattern
+        return [UInt8(bits & 0xFF), UInt8(bits >> 8)]
+    }
+
+    static func activations(_ count: Int, rng: inout SeededGenerator) -> [Float] {
+        var x = rng.normals(count, scale: 2)
+        if count >= 64 { for i in 32..<64 { x[i] = 0 } }  // an all-zero block: d = 0
+        if count >= 96 { x[70] = 300 }  // one outlier dominating its block
+        return x
+    }
+
+    @Test(arguments: QuantizationType.allCases) func dequantizeMatchesReference(type: QuantizationType) {
+        var rng = SeededGenerator(seed: 31)
+        let bytes = Self.randomBlocks(type, blocks: 5, rng: &rng)
+        var out = [Float](repeating: .nan, count: 160)
+        bytes.withUnsafeBytes { QuantizedOps.dequantize(type, blocks: $0, count: 160, into: out.mutableBuffer) }
+        #expect(out == Reference.dequantize(type, bytes: bytes))
+    }
+
+    @Test func activationQuantizationMatchesLlamaRules() {
+        var rng = SeededGenerator(seed: 32)
+        let x = Self.activations(32 * 7, rng: &rng)
+        let q = QuantizedActivations(columns: x.count)
+        q.quantize(x.buffer)
+        let expected = Reference.quantizeActivations(x)
+        for b in 0..<7 {
+            let block = q.block(row: 0, index: b)
+            #expect(block.values == Array(expected.values[(b * 32)..<(b * 32 + 32)]))
+            #expect(block.scale == expected.scales[b])
+            #expect(block.sum == expected.sums[b])
+            #expect(Int(block.integerSum) == block.values.reduce(0) { $0 + Int($1) })
+        }
+    }
+
+    @Test(arguments: QuantizationType.allCases, [1, 2, 3, 18, 48])
+    func dotMatchesReference(type: QuantizationType, blocks: Int) {
+        var rng = SeededGenerator(seed: 33 &+ UInt64(blocks))
+        let bytes = Self.randomBlocks(type, blocks: blocks, rng: &rng)
+        let x = Self.activations(blocks * 32, rng: &rng)
+        let q = QuantizedActivations(columns: x.count)
+        q.quantize(x.buffer)
+        let actual = bytes.withUnsafeBytes { QuantizedOps.dot(type, weightRow: $0, activations: q) }
+        let expected = Reference.quantizedDot(type, weightRow: bytes, activations: x)
+        let weights = Reference.dequantize(type, bytes: bytes)
+        let magnitude = zip(weights, x).reduce(Float(0)) { $0 + abs($1.0 * $1.1) }
+        #expect(abs(actual - expected) <= 1e-6 * max(1, magnitude), "\(actual) vs \(expected)")
+        // And it approximates the f32 product within the 8-bit activation rounding: each value moves
+        // by at most half a step (max|x| of its block / 127), plus f16 rounding of the scale (2^-11).
+        let exact = Reference.dot(weights, x)
+        var bound: Float = 0
+        for i in x.indices {
+            let block = x[(i / 32 * 32)..<(i / 32 * 32 + 32)]
+            let step = (block.map { abs($0) }.max() ?? 0) / 127
+            bound += abs(weights[i]) * (step / 2 + abs(x[i]) / 1024)
+        }
+        #expect(abs(actual - exact) <= bound * 1.01 + 1e-5 * magnitude)
+    }
+
+    /// The batched form (weights unpacked once per four activation rows, rows split over threads)
+    /// equals the single-row dot for every (row, token).
+    @Test(arguments: QuantizationType.allCases) func matmulMatchesRowDots(type: QuantizationType) {
+        var rng = SeededGenerator(seed: 34)
+        for (rows, blocks, tokens) in [(1, 1, 1), (37, 3, 9), (64, 18, 4), (5, 7, 6)] {
+            let columns = blocks * 32
+            let rowBytes = type.rowBytes(columns: columns)
+            let weights = Self.randomBlocks(type, blocks: rows * blocks, rng: &rng)
+            let x = Self.activations(tokens * columns, rng: &rng)
+            let q = QuantizedActivations(columns: columns, rows: tokens)
+            q.quantize(x.buffer, rows: tokens)
+            let stride = rows + 3
+            var out = [Float](repeating: .nan, count: tokens * stride)
+            weights.withUnsafeBytes { w in
+                QuantizedOps.matmul(type, weights: w, rows: rows, activations: q, output: out.mutableBuffer, outputStride: stride)
+            }
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    let expected = weights.withUnsafeBytes { w in
+                        QuantizedOps.dot(type, weightRow: UnsafeRawBufferPointer(rebasing: w[(r * rowBytes)...]),
+                                         activations: q, activationRow: t)
+                    }
+                    #expect(abs(out[t * stride + r] - expected) <= 1e-5 * max(1, abs(expected)), "row \(r) token \(t)")
+                }
+            }
+        }
+    }
+
+    @Test func halfAndBFloatConversions() {
+        var rng = SeededGenerator(seed: 35)
+        var halves: [UInt16] = [0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x3C00, 0x7BFF, 0x7C00, 0xFC00, 0x7E00]
+        halves += (0..<200).map { _ in UInt16.random(in: 0...0xFFFF, using: &rng) }
+        var out = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBufferPointer { QuantizedOps.convertF16($0, into: out.mutableBuffer, count: halves.count) }
+        for (bits, value) in zip(halves, out) {
+            let expected = Float(Float16(bitPattern: bits))
+            #expect(value == expected || (value.isNaN && expected.isNaN), "f16 \(bits)")
+        }
+        for value in rng.normals(100, scale: 1000) + [65504, 65520, 1e-7, 6e-8, -0.0] {
+            #expect(QuantizedOps.halfBits(value) == Float16(value).bitPattern, "round \(value)")
+        }
+        let bf: [UInt16] = [0x3F80, 0xC000, 0x7F80, 0x0001]
+        out = [Float](repeating: 0, count: 4)
+        bf.withUnsafeBufferPointer { QuantizedOps.convertBF16($0, into: out.mutableBuffer, count: 4) }
+        #expect(out[0] == 1 && out[1] == -2 && out[2] == .infinity && out[3] == Float(bitPattern: 0x0001_0000))
+    }
+
+    @Test func usesVNNIOnThisMachine() {
+        // The package compiles C with -march=native; on an AVX-512 VNNI CPU the fast path must be in.
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if cpuinfo.contains("avx512_vnni") && cpuinfo.contains("avx512bw") {
+            #expect(QuantizedOps.usesVNNI)
+        }
+    }
+}
