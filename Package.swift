@@ -42,6 +42,8 @@ let package = Package(
             name: "kiln",
             dependencies: [
                 "KilnKernels",
+                "CKilnBLAS",  // the benchmark calls OpenBLAS directly as the yardstick
+                "CKilnKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeSwift
@@ -51,7 +53,7 @@ let package = Package(
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",
-            dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS"],
+            dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS", "KilnTestSupport"],
             swiftSettings: nativeSwift
         ),
     ],

@@ -8,7 +8,7 @@ public enum GELUApproximation: Sendable {
 extension VectorOps {
     /// SiLU (swish): out[i] = x[i] / (1 + e^(−x[i])). `out` may be `x`.
     public static func silu(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, count: Int) {
-        unary(x, out, count) { v in v / (1 + exp16(-v)) }
+        unary(SiLU.self, x, out, count)
     }
 
     /// SwiGLU gate: out[i] = silu(gate[i]) · up[i] — the Llama feed-forward's elementwise step.
@@ -16,10 +16,7 @@ extension VectorOps {
         gate: UnsafeBufferPointer<Float>, up: UnsafeBufferPointer<Float>,
         into out: UnsafeMutableBufferPointer<Float>, count: Int
     ) {
-        binary(gate, up, out, count) { g, u in g / (1 + exp16(-g)) * u } scalar: { g, u in
-            let e = exp16(Vector16(repeating: -g))[0]
-            return g / (1 + e) * u
-        }
+        binary(SwiGLU.self, gate, up, out, count)
     }
 
     /// GELU, exact (`.erf`: x·Φ(x)) or the tanh approximation. `out` may be `x`.
@@ -28,50 +25,40 @@ extension VectorOps {
         into out: UnsafeMutableBufferPointer<Float>, count: Int
     ) {
         switch approximation {
-        case .erf:
-            unary(x, out, count) { v in 0.5 * v * (1 + erf16(v * 0.707_106_781)) }
-        case .tanh:
-            unary(x, out, count) { v in
-                let inner = 0.797_884_56 * (v + 0.044_715 * v * v * v)
-                return 0.5 * v * (1 + tanh16(inner))
-            }
+        case .erf: unary(GELUErf.self, x, out, count)
+        case .tanh: unary(GELUTanh.self, x, out, count)
         }
     }
 
-    /// Applies a 16-lane function to x[0..<count]; the tail goes through one padded vector so each
-    /// element sees the same arithmetic wherever it sits.
-    @inline(__always)
-    static func unary(
-        _ x: UnsafeBufferPointer<Float>, _ out: UnsafeMutableBufferPointer<Float>, _ count: Int,
-        kernel: StaticString = #function, _ body: (Vector16) -> Vector16
-    ) {
-        requireCount(x.count, atLeast: count, "x", kernel: kernel)
-        requireCount(out.count, atLeast: count, "out", kernel: kernel)
-        guard count > 0 else { return }
-        let x = x.baseAddress!, o = out.baseAddress!
-        var i = 0
-        while i + 16 <= count {
-            o.store16(body(x.load16(i)), at: i)
-            i += 16
-        }
-        if i < count {
-            var tail = Vector16()
-            for k in 0..<(count - i) { tail[k] = x[i + k] }
-            let r = body(tail)
-            for k in 0..<(count - i) { o[i + k] = r[k] }
-        }
+}
+
+enum SiLU: UnaryVectorFunction {
+    @_transparent static func apply(_ v: Vector16) -> Vector16 { v / (1 + exp16(-v)) }
+}
+
+enum SwiGLU: BinaryVectorFunction {
+    @_transparent static func apply(_ g: Vector16, _ u: Vector16) -> Vector16 { g / (1 + exp16(-g)) * u }
+}
+
+enum GELUErf: UnaryVectorFunction {
+    @_transparent static func apply(_ v: Vector16) -> Vector16 { 0.5 * v * (1 + erf16(v * 0.707_106_781)) }
+}
+
+enum GELUTanh: UnaryVectorFunction {
+    @_transparent static func apply(_ v: Vector16) -> Vector16 {
+        0.5 * v * (1 + tanh16(0.797_884_56 * (v + 0.044_715 * v * v * v)))
     }
 }
 
 /// tanh through e^(2x): 1 − 2/(e^(2x)+1), absolute error ≈ 1e-7.
-@inline(__always)
+@_transparent
 func tanh16(_ x: Vector16) -> Vector16 {
-    let clamped = x.clamped(lowerBound: Vector16(repeating: -15), upperBound: Vector16(repeating: 15))
+    let clamped = vectorMin(vectorMax(x, Vector16(repeating: -15)), Vector16(repeating: 15))
     return 1 - 2 / (exp16(2 * clamped) + 1)
 }
 
 /// erf by Abramowitz–Stegun 7.1.26 (absolute error ≤ 1.5e-7), odd-extended.
-@inline(__always)
+@_transparent
 func erf16(_ x: Vector16) -> Vector16 {
     let a = abs(x)
     let t = 1 / (1 + 0.327_591_1 * a)

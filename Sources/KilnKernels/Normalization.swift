@@ -33,7 +33,7 @@ extension VectorOps {
             s += x.load16(i)
             i += 16
         }
-        var sum = s.sum()
+        var sum = horizontalSum(s)
         while i < count {
             sum += x[i]
             i += 1
@@ -47,7 +47,7 @@ extension VectorOps {
             v.addProduct(d, d)
             i += 16
         }
-        var variance = v.sum()
+        var variance = horizontalSum(v)
         while i < count {
             let d = x[i] - mean
             variance += d * d

@@ -25,13 +25,26 @@ extension UnsafeMutablePointer where Pointee == Float {
     }
 }
 
+/// Lane-wise max/min as compare + blend. The standard library's pointwiseMax/Min implement IEEE
+/// maximum (NaN-propagation rules) lane by lane in scalar code; these lower to vmaxps/vminps-like
+/// selects. Where a lane is NaN the result takes `a`.
+@inline(__always)
+func vectorMax(_ a: Vector16, _ b: Vector16) -> Vector16 { a.replacing(with: b, where: b .> a) }
+
+@inline(__always)
+func vectorMin(_ a: Vector16, _ b: Vector16) -> Vector16 { a.replacing(with: b, where: b .< a) }
+
 /// e^x for 16 lanes: Cephes-style range reduction x = n·ln2 + r, a degree-6 polynomial for e^r,
 /// and 2^n built in the exponent bits. Relative error ≈ 2 ulp; x below −87.3 (including −∞) gives 0,
-/// x above 88.7 saturates at ~1.6e38.
-@inline(__always)
+/// x above 88 saturates at e^88 ≈ 1.65e38.
+@_transparent
 func exp16(_ input: Vector16) -> Vector16 {
-    let x = input.clamped(lowerBound: Vector16(repeating: -87.33654), upperBound: Vector16(repeating: 88.72283))
-    let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+    let x = vectorMin(vectorMax(input, Vector16(repeating: -87.33654)), Vector16(repeating: 88.0))
+    // Round x·log2(e) to the nearest integer with the 1.5·2²³ trick: the sum's low mantissa bits
+    // hold n, so both the rounded float and the integer come out without scalarized conversions.
+    let magic = Vector16(repeating: 12_582_912)
+    let shifted = x * 1.442_695_04 + magic
+    let n = shifted - magic
     var r = x - n * 0.693_359_375
     r = r + n * 2.121_944_4e-4
     var p = Vector16(repeating: 1.987_569_15e-4)
@@ -42,10 +55,27 @@ func exp16(_ input: Vector16) -> Vector16 {
     p = p * r + 5.000_000_12e-1
     let r2 = r * r
     p = p * r2 + r + 1
-    let exponent = (SIMD16<Int32>(n) &+ 127) &<< 23
-    let scale = unsafeBitCast(exponent, to: Vector16.self)
+    let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((integer &+ 127) &<< 23, to: Vector16.self)
     let result = p * scale
     return result.replacing(with: 0, where: input .< -87.33654)
+}
+
+/// Σ of the 16 lanes by halving (SIMD.sum() is an out-of-line generic call).
+@_transparent
+func horizontalSum(_ v: Vector16) -> Float {
+    let eight = v.lowHalf + v.highHalf
+    let four = eight.lowHalf + eight.highHalf
+    let two = four.lowHalf + four.highHalf
+    return two[0] + two[1]
+}
+
+/// The largest of the 16 lanes by halving.
+@_transparent
+func horizontalMax(_ v: Vector16) -> Float {
+    let eight = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+    let four = eight.lowHalf.replacing(with: eight.highHalf, where: eight.highHalf .> eight.lowHalf)
+    return Swift.max(Swift.max(four[0], four[1]), Swift.max(four[2], four[3]))
 }
 
 /// e^x for one value with the same polynomial as `exp16` (used in tails so results do not depend
@@ -71,9 +101,11 @@ func dotUnchecked(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count:
         s0.addProduct(a.load16(i), b.load16(i))
         i += 16
     }
-    var total = ((s0 + s1) + (s2 + s3)).sum()
+    var total = horizontalSum((s0 + s1) + (s2 + s3))
     if i + 8 <= count {
-        total += (a.load8(i) * b.load8(i)).sum()
+        let product = a.load8(i) * b.load8(i)
+        let four = product.lowHalf + product.highHalf
+        total += (four[0] + four[1]) + (four[2] + four[3])
         i += 8
     }
     while i < count {

@@ -29,10 +29,10 @@ func maxUnchecked(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     var i = 0
     var m = Vector16(repeating: -.infinity)
     while i + 16 <= count {
-        m = pointwiseMax(m, x.load16(i))
+        m = vectorMax(m, x.load16(i))
         i += 16
     }
-    var result = m.max()
+    var result = horizontalMax(m)
     while i < count {
         result = Swift.max(result, x[i])
         i += 1
@@ -51,7 +51,7 @@ func expShiftedUnchecked(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Fl
         sum += e
         i += 16
     }
-    var total = sum.sum()
+    var total = horizontalSum(sum)
     if i < count {
         // Tail through a masked vector so every element uses the same polynomial.
         var tail = Vector16(repeating: -.infinity)

@@ -6,7 +6,7 @@ public enum VectorOps {
         _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>,
         into out: UnsafeMutableBufferPointer<Float>, count: Int
     ) {
-        binary(a, b, out, count) { $0 + $1 } scalar: { $0 + $1 }
+        binary(Sum.self, a, b, out, count)
     }
 
     /// out[i] = a[i] · b[i] for i < count.
@@ -14,7 +14,7 @@ public enum VectorOps {
         _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>,
         into out: UnsafeMutableBufferPointer<Float>, count: Int
     ) {
-        binary(a, b, out, count) { $0 * $1 } scalar: { $0 * $1 }
+        binary(Product.self, a, b, out, count)
     }
 
     /// out[i] = alpha · x[i] for i < count (out may be x).
@@ -55,11 +55,13 @@ public enum VectorOps {
         return dotUnchecked(a.baseAddress!, b.baseAddress!, count)
     }
 
+    /// out[i] = F(a[i], b[i]); the tail goes through one padded vector so each element sees the
+    /// same arithmetic wherever it sits. Generic rather than closure-taking: closures passed to a
+    /// helper were compiled out of line with their 16-lane arguments split into 4-lane pieces.
     @inline(__always)
-    static func binary(
-        _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, _ out: UnsafeMutableBufferPointer<Float>,
-        _ count: Int, kernel: StaticString = #function,
-        _ vector: (Vector16, Vector16) -> Vector16, scalar: (Float, Float) -> Float
+    static func binary<F: BinaryVectorFunction>(
+        _: F.Type, _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>,
+        _ out: UnsafeMutableBufferPointer<Float>, _ count: Int, kernel: StaticString = #function
     ) {
         requireCount(a.count, atLeast: count, "a", kernel: kernel)
         requireCount(b.count, atLeast: count, "b", kernel: kernel)
@@ -68,12 +70,58 @@ public enum VectorOps {
         let a = a.baseAddress!, b = b.baseAddress!, o = out.baseAddress!
         var i = 0
         while i + 16 <= count {
-            o.store16(vector(a.load16(i), b.load16(i)), at: i)
+            o.store16(F.apply(a.load16(i), b.load16(i)), at: i)
             i += 16
         }
-        while i < count {
-            o[i] = scalar(a[i], b[i])
-            i += 1
+        if i < count {
+            var ta = Vector16(), tb = Vector16()
+            for k in 0..<(count - i) {
+                ta[k] = a[i + k]
+                tb[k] = b[i + k]
+            }
+            let r = F.apply(ta, tb)
+            for k in 0..<(count - i) { o[i + k] = r[k] }
         }
     }
+
+    /// out[i] = F(x[i]), with the same tail handling as `binary`.
+    @inline(__always)
+    static func unary<F: UnaryVectorFunction>(
+        _: F.Type, _ x: UnsafeBufferPointer<Float>, _ out: UnsafeMutableBufferPointer<Float>, _ count: Int,
+        kernel: StaticString = #function
+    ) {
+        requireCount(x.count, atLeast: count, "x", kernel: kernel)
+        requireCount(out.count, atLeast: count, "out", kernel: kernel)
+        guard count > 0 else { return }
+        let x = x.baseAddress!, o = out.baseAddress!
+        var i = 0
+        while i + 16 <= count {
+            o.store16(F.apply(x.load16(i)), at: i)
+            i += 16
+        }
+        if i < count {
+            var tail = Vector16()
+            for k in 0..<(count - i) { tail[k] = x[i + k] }
+            let r = F.apply(tail)
+            for k in 0..<(count - i) { o[i + k] = r[k] }
+        }
+    }
+}
+
+/// A lane-wise function of one vector, for `VectorOps.unary`.
+protocol UnaryVectorFunction {
+    static func apply(_ x: Vector16) -> Vector16
+}
+
+/// A lane-wise function of two vectors, for `VectorOps.binary`.
+protocol BinaryVectorFunction {
+    static func apply(_ a: Vector16, _ b: Vector16) -> Vector16
+}
+
+enum Sum: BinaryVectorFunction {
+    @_transparent static func apply(_ a: Vector16, _ b: Vector16) -> Vector16 { a + b }
+}
+
+enum Product: BinaryVectorFunction {
+    @_transparent static func apply(_ a: Vector16, _ b: Vector16) -> Vector16 { a * b }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import KilnKernels
+
+/// Median/min/max seconds per call of `body`, over `reps` timed batches each lasting at least
+/// `minSeconds` (calls per batch calibrated from one warm-up call).
+struct Timing {
+    var median: Double
+    var min: Double
+    var max: Double
+
+    static func measure(reps: Int, minSeconds: Double = 0.02, _ body: () -> Void) -> Timing {
+        let start = monotonicSeconds()
+        body()  // warm-up: page faults, caches, worker spin-up
+        let first = Swift.max(1e-9, monotonicSeconds() - start)
+        let calls = Swift.max(1, Int(minSeconds / first))
+        var samples: [Double] = []
+        for _ in 0..<Swift.max(1, reps) {
+            let t0 = monotonicSeconds()
+            for _ in 0..<calls { body() }
+            samples.append((monotonicSeconds() - t0) / Double(calls))
+        }
+        samples.sort()
+        return Timing(median: samples[samples.count / 2], min: samples.first!, max: samples.last!)
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+/// One line of a benchmark report: what ran, how fast, and against what.
+struct BenchRow: Codable {
+    var group: String
+    var kernel: String
+    var shape: String
+    var threads: Int
+    var microseconds: Double
+    var throughput: Double
+    var unit: String
+    /// What the row is compared with ("OpenBLAS sgemm", "memory read bandwidth", "naive", …).
+    var baseline: String?
+    var baselineThroughput: Double?
+    /// throughput / baselineThroughput (for speedups: baseline time / Kiln time).
+    var ratio: Double?
+}
+
+/// Keeps a result alive so the optimizer cannot drop the work that produced it.
+@inline(never) func consume<T>(_ value: T) { withExtendedLifetime(value) {} }
+
+/// Page-aligned memory filled once, for working sets that must not be optimized away.
+final class AlignedBuffer<Element> {
+    let pointer: UnsafeMutablePointer<Element>
+    let count: Int
+    init(count: Int, fill: (Int) -> Element) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * MemoryLayout<Element>.stride), alignment: 4096)
+        pointer = raw.bindMemory(to: Element.self, capacity: count)
+        for i in 0..<count { (pointer + i).initialize(to: fill(i)) }
+    }
+    deinit { pointer.deallocate() }
+    var buffer: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: pointer, count: count) }
+    var mutableBuffer: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+}

@@ -1,0 +1,271 @@
+import ArgumentParser
+import CKilnBLAS
+import CKilnKernels
+import Foundation
+import KilnKernels
+
+struct KernelBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Benchmark the kernel layer at the models' shapes against OpenBLAS and the memory bandwidth.",
+        discussion: """
+            Every row is measured in this run: GEMM next to a direct OpenBLAS call at the same shape, \
+            the quantized matrix-vector products next to the memory read bandwidth measured here, \
+            fused attention next to the materialized (naive) computation. Run on a quiet machine with \
+            OPENBLAS_CORETYPE unset, as a user's machine would.
+            """
+    )
+
+    @Option(help: "Threads for Kiln's pool and OpenBLAS (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Timed repetitions per row; the median is reported.")
+    var reps = 5
+
+    @Flag(help: "Fewer, shorter repetitions.")
+    var quick = false
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if reps < 1 { throw ValidationError("--reps must be at least 1") }
+    }
+
+    func run() throws {
+        let threadCount = threads ?? ThreadPool.defaultThreadCount
+        var bench = KernelBench(threads: threadCount, reps: quick ? max(1, reps / 2) : reps,
+                                minSeconds: quick ? 0.01 : 0.03, quiet: json)
+        bench.runAll()
+        let cpu = CPUDescription.current
+        if json {
+            let report = KernelBenchReport(
+                cpu: cpu.model, openBLASCore: BLAS.coreName, openBLASCoreForced: cpu.openBLASOverride,
+                vnni: QuantizedOps.usesVNNI, threads: threadCount, rows: bench.rows)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+}
+
+struct KernelBenchReport: Codable {
+    var cpu: String
+    var openBLASCore: String
+    var openBLASCoreForced: String?
+    var vnni: Bool
+    var threads: Int
+    var rows: [BenchRow]
+}
+
+/// The measurements of `kiln bench kernels`, printed as they complete.
+struct KernelBench {
+    let threads: Int
+    let reps: Int
+    let minSeconds: Double
+    let quiet: Bool
+    let pool: ThreadPool
+    let single: ThreadPool
+    var rows: [BenchRow] = []
+    var bandwidth: [Int: Double] = [:]  // threads → GB/s
+
+    init(threads: Int, reps: Int, minSeconds: Double, quiet: Bool) {
+        self.threads = threads
+        self.reps = reps
+        self.minSeconds = minSeconds
+        self.quiet = quiet
+        pool = ThreadPool(threadCount: threads)
+        single = ThreadPool(threadCount: 1)
+        BLAS.setThreadCount(threads)
+    }
+
+    mutating func runAll() {
+        if !quiet {
+            let cpu = CPUDescription.current
+            print("kiln bench kernels — \(cpu.model), \(threads) thread(s), OpenBLAS core \(BLAS.coreName)"
+                  + (cpu.openBLASOverride.map { " (forced by \($0): unset it to benchmark as a user's machine runs)" } ?? ""))
+            print("quantized dots: \(QuantizedOps.usesVNNI ? "AVX-512 VNNI" : "portable C"); median of \(reps) reps\n")
+            print("group       kernel                          shape                           thr      µs/call   throughput      vs  baseline")
+        }
+        memoryBandwidth()
+        threadPoolOverhead()
+        quantized()
+        gemm()
+        attention()
+        elementwise()
+        convolution()
+    }
+
+    mutating func add(_ row: BenchRow) {
+        rows.append(row)
+        guard !quiet else { return }
+        let ratio = row.ratio.map { String(format: "%7.2f×", $0) } ?? "        "
+        let baseline = row.baseline.map { b in
+            "  " + b + (row.baselineThroughput.map { String(format: " (%.1f %@)", $0, row.unit) } ?? "")
+        } ?? ""
+        print("\(row.group.padded(11)) \(row.kernel.padded(31)) \(row.shape.padded(31)) \(String(row.threads).padded(3, left: true)) "
+              + String(format: "%12.2f %9.1f %-5@", row.microseconds, row.throughput, row.unit) + ratio + baseline)
+    }
+
+    func time(_ body: () -> Void) -> Timing { Timing.measure(reps: reps, minSeconds: minSeconds, body) }
+
+    // MARK: memory
+
+    /// Streaming read of 256 MB (8× the L3 cache), 1 thread and all threads.
+    mutating func memoryBandwidth() {
+        let floats = 64 << 20
+        let data = AlignedBuffer<Float>(count: floats) { _ in 1 }
+        for (count, p) in [(1, single), (threads, pool)] where bandwidth[count] == nil {
+            let t = time {
+                p.parallelFor(floats, grain: floats / count) { range in
+                    consume(kiln_stream_sum(data.pointer + range.lowerBound, Int64(range.count)))
+                }
+            }
+            let gbps = Double(floats * 4) / t.median / 1e9
+            bandwidth[count] = gbps
+            add(BenchRow(group: "memory", kernel: "read bandwidth (stream sum)", shape: "256 MB", threads: count,
+                         microseconds: t.median * 1e6, throughput: gbps, unit: "GB/s"))
+        }
+    }
+
+    mutating func threadPoolOverhead() {
+        var sink = [Float](repeating: 0, count: 64)
+        let t = sink.withUnsafeMutableBufferPointer { buffer -> Timing in
+            nonisolated(unsafe) let b = buffer
+            return time { pool.parallelFor(threads) { range in for i in range { b[i] += 1 } } }
+        }
+        add(BenchRow(group: "threads", kernel: "parallelFor dispatch (empty)", shape: "\(threads) tasks", threads: threads,
+                     microseconds: t.median * 1e6, throughput: 1 / t.median / 1e6, unit: "M/s"))
+    }
+
+    // MARK: quantized
+
+    /// Q4_1/Q8_0 products at SmolLM2's shapes. The "token" row runs every projection of all 30
+    /// blocks once (66 MB of Q4_1, twice the L3 cache), as one decoded token does.
+    mutating func quantized() {
+        let hidden = 576, ffn = 1536, kv = 192, layers = 30, vocabulary = 49152
+        let layerShapes = [(hidden, hidden), (kv, hidden), (kv, hidden), (hidden, hidden), (ffn, hidden), (ffn, hidden), (hidden, ffn)]
+        var matrices: [(rows: Int, columns: Int, offset: Int)] = []
+        var total = 0
+        for _ in 0..<layers {
+            for (rows, columns) in layerShapes {
+                matrices.append((rows, columns, total))
+                total += rows * QuantizationType.q4_1.rowBytes(columns: columns)
+            }
+        }
+        let weights = Self.randomBlocks(.q4_1, bytes: total)
+        let x576 = QuantizedActivations(columns: hidden), x1536 = QuantizedActivations(columns: ffn)
+        var rng = SystemRandomNumberGenerator()
+        let inputs = (0..<ffn).map { _ in Float.random(in: -1...1, using: &rng) }
+        inputs.withUnsafeBufferPointer { x576.quantize(UnsafeBufferPointer(rebasing: $0[0..<hidden])); x1536.quantize($0) }
+        var output = [Float](repeating: 0, count: max(vocabulary, 128 * ffn))
+        let raw = UnsafeRawBufferPointer(start: weights.pointer, count: total)
+        for (count, p) in [(1, single), (threads, pool)] {
+            let t = output.withUnsafeMutableBufferPointer { out in
+                time {
+                    for m in matrices {
+                        QuantizedOps.matmul(.q4_1, weights: UnsafeRawBufferPointer(rebasing: raw[m.offset...]), rows: m.rows,
+                                            activations: m.columns == hidden ? x576 : x1536, output: out, pool: p)
+                    }
+                }
+            }
+            let gbps = Double(total) / t.median / 1e9
+            add(BenchRow(group: "quantized", kernel: "Q4_1 matvec, all 210 layers", shape: "30×7 SmolLM2 matrices, 66 MB",
+                         threads: count, microseconds: t.median * 1e6, throughput: gbps, unit: "GB/s",
+                         baseline: "read bandwidth", baselineThroughput: bandwidth[count], ratio: bandwidth[count].map { gbps / $0 }))
+        }
+        // Single matrices, resident in cache, and the Q8_0 output head (28 MB).
+        let head = Self.randomBlocks(.q8_0, bytes: vocabulary * QuantizationType.q8_0.rowBytes(columns: hidden))
+        let cases: [(String, QuantizationType, Int, Int, UnsafeRawBufferPointer)] = [
+            ("Q4_1 matvec (attn q/o)", .q4_1, hidden, hidden, raw),
+            ("Q4_1 matvec (ffn gate/up)", .q4_1, ffn, hidden, raw),
+            ("Q4_1 matvec (ffn down)", .q4_1, hidden, ffn, raw),
+            ("Q8_0 matvec (output head)", .q8_0, vocabulary, hidden, UnsafeRawBufferPointer(start: head.pointer, count: head.count)),
+        ]
+        for (name, type, rows, columns, w) in cases {
+            let bytes = rows * type.rowBytes(columns: columns)
+            let t = output.withUnsafeMutableBufferPointer { out in
+                time { QuantizedOps.matmul(type, weights: w, rows: rows, activations: columns == hidden ? x576 : x1536, output: out, pool: pool) }
+            }
+            let gbps = Double(bytes) / t.median / 1e9
+            add(BenchRow(group: "quantized", kernel: name, shape: "\(rows)×\(columns), \(bytes / 1000) kB", threads: threads,
+                         microseconds: t.median * 1e6, throughput: gbps, unit: "GB/s",
+                         baseline: "read bandwidth", baselineThroughput: bandwidth[threads], ratio: bandwidth[threads].map { gbps / $0 }))
+        }
+        // Prefill: 128 tokens through one FFN matrix, against f32 sgemm at the same shape.
+        let tokens = 128
+        let batch = QuantizedActivations(columns: hidden, rows: tokens)
+        let activations = (0..<(tokens * hidden)).map { _ in Float.random(in: -1...1, using: &rng) }
+        activations.withUnsafeBufferPointer { batch.quantize($0, rows: tokens) }
+        let tq = output.withUnsafeMutableBufferPointer { out in
+            time { QuantizedOps.matmul(.q4_1, weights: raw, rows: ffn, activations: batch, output: out, pool: pool) }
+        }
+        let sgemm = directSgemm(m: tokens, n: ffn, k: hidden)
+        let gops = 2.0 * Double(tokens * ffn * hidden) / tq.median / 1e9
+        add(BenchRow(group: "quantized", kernel: "Q4_1 batched (prefill)", shape: "\(tokens) tok × \(ffn)×\(hidden)", threads: threads,
+                     microseconds: tq.median * 1e6, throughput: gops, unit: "GOP/s",
+                     baseline: "OpenBLAS sgemm f32", baselineThroughput: sgemm, ratio: gops / sgemm))
+    }
+
+    static func randomBlocks(_ type: QuantizationType, bytes: Int) -> AlignedBuffer<UInt8> {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let blockBytes = type.blockBytes
+        let half = QuantizedOps.halfBits(0.01)
+        return AlignedBuffer<UInt8>(count: bytes) { i in
+            let offset = i % blockBytes
+            if offset < 2 || (type == .q4_1 && offset < 4) { return UInt8(truncatingIfNeeded: half >> (8 * (offset % 2))) }
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+    }
+
+    // MARK: GEMM
+
+    /// OpenBLAS sgemm GFLOP/s called directly (C = A·B, row-major), the yardstick for Kiln's wrapper.
+    func directSgemm(m: Int, n: Int, k: Int, transposeB: Bool = false) -> Double {
+        let a = AlignedBuffer<Float>(count: m * k) { Float($0 % 7) * 0.1 }
+        let b = AlignedBuffer<Float>(count: k * n) { Float($0 % 5) * 0.1 }
+        let c = AlignedBuffer<Float>(count: m * n) { _ in 0 }
+        let t = time {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
+                        a.pointer, Int32(k), b.pointer, Int32(transposeB ? k : n), 0, c.pointer, Int32(n))
+        }
+        return 2.0 * Double(m * n * k) / t.median / 1e9
+    }
+
+    mutating func gemm() {
+        let shapes: [(String, Int, Int, Int, Bool)] = [
+            ("SmolLM2 decode q", 1, 576, 576, true), ("SmolLM2 prefill ffn", 128, 1536, 576, true),
+            ("SmolLM2 prefill attn", 128, 576, 576, true), ("MiniLM ffn", 256, 1536, 384, true),
+            ("MiniLM attn proj", 256, 384, 384, true), ("square", 512, 512, 512, false),
+        ]
+        for (name, m, n, k, transposeB) in shapes {
+            let a = AlignedBuffer<Float>(count: m * k) { Float($0 % 7) * 0.1 }
+            let b = AlignedBuffer<Float>(count: k * n) { Float($0 % 5) * 0.1 }
+            let c = AlignedBuffer<Float>(count: m * n) { _ in 0 }
+            let direct = directSgemm(m: m, n: n, k: k, transposeB: transposeB)
+            let t = time {
+                BLAS.gemm(transposeB: transposeB ? .transposed : .none, m: m, n: n, k: k, a: a.buffer, lda: k,
+                          b: b.buffer, ldb: transposeB ? k : n, c: c.mutableBuffer, ldc: n)
+            }
+            let gflops = 2.0 * Double(m * n * k) / t.median / 1e9
+            add(BenchRow(group: "gemm", kernel: "f32 gemm \(transposeB ? "NT" : "NN") (\(name))", shape: "\(m)×\(n)×\(k)", threads: threads,
+                         microseconds: t.median * 1e6, throughput: gflops, unit: "GFLOP/s",
+                         baseline: "direct OpenBLAS sgemm", baselineThroughput: direct, ratio: gflops / direct))
+        }
+        let a = AlignedBuffer<Float>(count: 1536 * 576) { Float($0 % 7) * 0.1 }
+        let x = AlignedBuffer<Float>(count: 576) { _ in 0.5 }
+        let y = AlignedBuffer<Float>(count: 1536) { _ in 0 }
+        let t = time { BLAS.gemv(rows: 1536, columns: 576, a: a.buffer, lda: 576, x: x.buffer, y: y.mutableBuffer) }
+        let gbps = Double(1536 * 576 * 4) / t.median / 1e9
+        add(BenchRow(group: "gemm", kernel: "f32 gemv", shape: "1536×576", threads: threads, microseconds: t.median * 1e6,
+                     throughput: gbps, unit: "GB/s"))
+    }
+}
+
+extension String {
+    func padded(_ width: Int, left: Bool = false) -> String {
+        count >= width ? self : (left ? String(repeating: " ", count: width - count) + self : self + String(repeating: " ", count: width - count))
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import KilnKernels
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show the CPU features, kernel paths and installed checkpoints Kiln will use."
+    )
+
+    @Option(help: "The checkpoints folder to list.")
+    var checkpoints = "Checkpoints"
+
+    func run() throws {
+        let cpu = CPUDescription.current
+        print("CPU             \(cpu.model) (\(cpu.logicalCores) logical cores)")
+        print("vector ISA      \(cpu.vectorFeatures.joined(separator: " "))")
+        print("quantized dots  \(QuantizedOps.usesVNNI ? "AVX-512 VNNI" : "portable C")")
+        print("OpenBLAS core   \(BLAS.coreName)\(cpu.openBLASOverride.map { " (forced by \($0))" } ?? "")")
+        print("Kiln threads    \(ThreadPool.defaultThreadCount)")
+        print("checkpoints     \(checkpoints)/")
+        let known = [
+            ("SmolLM2-135M-Instruct.Q4_1.gguf", "text generation (GGUF, Q4_1)"),
+            ("all-MiniLM-L6-v2/model.safetensors", "sentence embeddings (safetensors)"),
+        ]
+        for (file, role) in known {
+            let path = "\(checkpoints)/\(file)"
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            let state = size.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "missing — run scripts/setup"
+            print("  \(file.padding(toLength: 38, withPad: " ", startingAt: 0)) \(state.padding(toLength: 30, withPad: " ", startingAt: 0)) \(role)")
+        }
+    }
+}
+
+/// What the benchmark and `kiln info` report about the processor.
+struct CPUDescription {
+    var model: String
+    var logicalCores: Int
+    var vectorFeatures: [String]
+    /// Set when OPENBLAS_CORETYPE pins OpenBLAS to an older kernel family.
+    var openBLASOverride: String?
+
+    static var current: CPUDescription {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
+        let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let interesting = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"]
+        let environment = ProcessInfo.processInfo.environment
+        return CPUDescription(
+            model: model ?? "unknown", logicalCores: ProcessInfo.processInfo.activeProcessorCount,
+            vectorFeatures: interesting.filter(flags.contains),
+            openBLASOverride: environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" })
+    }
+}

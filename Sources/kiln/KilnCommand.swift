@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct KilnCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Kiln: generative AI on the CPU — text generation, image generators, embeddings and search.",
+        version: "0.1.0",
+        subcommands: [InfoCommand.self, BenchCommand.self]
+    )
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Kiln's speed on this machine.",
+        subcommands: [KernelBenchCommand.self]
+    )
+}
