@@ -2,14 +2,20 @@
 import Glibc
 #endif
 
-/// Fused scaled-dot-product attention: O = softmax(Q·Kᵀ·scale + mask)·V, computed one key block at
-/// a time with an online softmax, so no queries×keys matrix is ever formed. One kernel serves
-/// Llama prefill and decode (causal, grouped-query, KV cache via strides), BERT (bidirectional
-/// with a key-padding mask) and the image models' self-attention (scale 1, value dimension ≠ key
-/// dimension).
+/// Fused scaled-dot-product attention: O = softmax(Q·Kᵀ·scale + mask)·V, computed one block of
+/// 64 keys at a time with an online softmax, so no queries×keys matrix is ever formed. One kernel
+/// serves Llama prefill and decode (causal, grouped-query, KV cache via strides), BERT
+/// (bidirectional with a key-padding mask) and the image models' self-attention (scale 1, value
+/// dimension ≠ key dimension).
+///
+/// Work is split into tiles: one (batch, KV head) and a run of queries, covering every query head
+/// that shares the KV head. A tile transposes each key block once, then scores four rows at a
+/// time as outer products (16 vector accumulators) and accumulates P·V the same way.
 public enum Attention {
     /// Keys scored per online-softmax step.
     static let keyBlock = 64
+    /// Rows (query head × query) per tile, bounding the stack scratch.
+    static let tileRows = 64
 
     /// Computes `output` and, if given, the natural-log sum of exponentials of each attention row
     /// (`logSumExp`, [batch][head][query], −∞ for a row with no visible key), which `backward` needs.
@@ -23,14 +29,236 @@ public enum Attention {
         pool: ThreadPool = .shared
     ) {
         validate(shape, masking, keyMask, query, key, value, output.count, logSumExp?.count, kernel: "forward")
-        let rows = shape.rowCount
-        guard rows > 0 else { return }
+        guard shape.rowCount > 0 else { return }
+        if shape.queryCount * shape.groupSize < 4 {
+            forwardByRows(shape, scale, masking, keyMask, query, key, value, output, logSumExp, pool)
+            return
+        }
+        let queriesPerTile = max(1, tileRows / shape.groupSize)
+        let tilesPerHead = (shape.queryCount + queriesPerTile - 1) / queriesPerTile
+        let tiles = shape.batchCount * shape.kvHeadCount * tilesPerHead
+        let buffers = ForwardBuffers(
+            q: query.baseAddress!, k: key.baseAddress, v: value.baseAddress, o: output.baseAddress!,
+            lse: logSumExp?.baseAddress, mask: keyMask?.baseAddress)
+        let hd = shape.headDimension, vd = shape.valueDimension
+        let rows = shape.groupSize * queriesPerTile
+        let scratchCount = hd * keyBlock + rows * keyBlock + rows * vd + 2 * rows
+        pool.parallelFor(tiles) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchCount) { scratch in
+                let keysT = scratch.baseAddress!
+                let scores = keysT + hd * keyBlock
+                let accumulators = scores + rows * keyBlock
+                let maxima = accumulators + rows * vd
+                let sums = maxima + rows
+                let work = TileScratch(keysT: keysT, scores: scores, accumulators: accumulators, maxima: maxima, sums: sums)
+                for tile in range {
+                    let queryTile = tile % tilesPerHead
+                    let rest = tile / tilesPerHead
+                    let first = queryTile * queriesPerTile
+                    forwardTile(batch: rest / shape.kvHeadCount, kvHead: rest % shape.kvHeadCount,
+                                queries: first..<min(shape.queryCount, first + queriesPerTile),
+                                shape, scale, masking, buffers, work)
+                }
+            }
+        }
+    }
+
+    struct ForwardBuffers {
+        let q: UnsafePointer<Float>
+        let k, v: UnsafePointer<Float>?
+        let o: UnsafeMutablePointer<Float>
+        let lse: UnsafeMutablePointer<Float>?
+        let mask: UnsafePointer<UInt8>?
+    }
+
+    struct TileScratch {
+        let keysT: UnsafeMutablePointer<Float>       // [headDimension][64]: the key block, transposed
+        let scores: UnsafeMutablePointer<Float>      // [rows][64]: scores, then probabilities
+        let accumulators: UnsafeMutablePointer<Float>  // [rows][valueDimension]: unnormalized outputs
+        let maxima: UnsafeMutablePointer<Float>      // [rows]: running max of each row's scores
+        let sums: UnsafeMutablePointer<Float>        // [rows]: running Σ exp(score − max)
+    }
+
+    /// All query heads of one KV head, for a run of queries. Row r is query queries[r / groupSize],
+    /// head kvHead·groupSize + r % groupSize.
+    static func forwardTile(
+        batch: Int, kvHead: Int, queries: Range<Int>, _ shape: AttentionShape, _ scale: Float,
+        _ masking: AttentionMasking, _ b: ForwardBuffers, _ w: TileScratch
+    ) {
+        let group = shape.groupSize, hd = shape.headDimension, vd = shape.valueDimension
+        let rows = queries.count * group
+        // SAFETY: validate() checked every extent below against the buffers.
+        @inline(__always) func queryRow(_ r: Int) -> UnsafePointer<Float> {
+            b.q + batch * shape.queryBatchStride + (queries.lowerBound + r / group) * shape.queryPositionStride
+                + (kvHead * group + r % group) * hd
+        }
+        @inline(__always) func limit(_ r: Int) -> Int {
+            masking.keyLimit(query: queries.lowerBound + r / group, keyCount: shape.keyCount)
+        }
+        w.accumulators.update(repeating: 0, count: rows * vd)
+        w.maxima.update(repeating: -.infinity, count: rows)
+        w.sums.update(repeating: 0, count: rows)
+        let tileLimit = limit(rows - 1)  // the last query sees the most keys
+        var start = 0
+        while start < tileLimit {
+            let n = min(keyBlock, tileLimit - start)
+            // Kᵀ block, zero-padded to 64 columns.
+            for d in 0..<hd { (w.keysT + d * keyBlock + n).update(repeating: 0, count: keyBlock - n) }
+            for j in 0..<n {
+                let kRow = b.k! + batch * shape.keyBatchStride + (start + j) * shape.keyPositionStride + kvHead * hd
+                for d in 0..<hd { w.keysT[d * keyBlock + j] = kRow[d] }
+            }
+            var r = 0
+            while r < rows {
+                scoreFourRows(w.keysT, hd, queryRow(r), queryRow(min(r + 1, rows - 1)), queryRow(min(r + 2, rows - 1)),
+                              queryRow(min(r + 3, rows - 1)), w.scores + r * keyBlock, min(4, rows - r), scale)
+                r += 4
+            }
+            // Masks: keys past the block, past each row's causal limit, or hidden by the key mask.
+            for r in 0..<rows {
+                let row = w.scores + r * keyBlock
+                let visible = min(n, max(0, limit(r) - start))
+                for j in visible..<keyBlock { row[j] = -.infinity }
+                if let mask = b.mask {
+                    let m = mask + batch * shape.keyCount + start
+                    for j in 0..<visible where m[j] == 0 { row[j] = -.infinity }
+                }
+                onlineSoftmaxStep(row, w.accumulators + r * vd, vd, &w.maxima[r], &w.sums[r])
+            }
+            let vBlock = b.v! + batch * shape.valueBatchStride + start * shape.valuePositionStride + kvHead * vd
+            r = 0
+            while r < rows {
+                accumulateFourRows(w.scores + r * keyBlock, min(4, rows - r), n, vBlock, shape.valuePositionStride,
+                                   w.accumulators + r * vd, vd)
+                r += 4
+            }
+            start += n
+        }
+        for r in 0..<rows {
+            let i = queries.lowerBound + r / group, head = kvHead * group + r % group
+            let out = b.o + batch * shape.outputBatchStride + i * shape.outputPositionStride + head * vd
+            let rowIndex = (batch * shape.headCount + head) * shape.queryCount + i
+            if w.sums[r] > 0 {
+                let inverse = 1 / w.sums[r]
+                let acc = w.accumulators + r * vd
+                for d in 0..<vd { out[d] = acc[d] * inverse }
+                b.lse?[rowIndex] = w.maxima[r] + logf(w.sums[r])
+            } else {
+                out.update(repeating: 0, count: vd)
+                b.lse?[rowIndex] = -.infinity
+            }
+        }
+    }
+
+    /// scores[r][0..<64] = scale · Σ_d q_r[d] · Kᵀ[d][0..<64] for up to four rows (rows past
+    /// `count` are computed from a repeated pointer and not stored).
+    @inline(__always)
+    static func scoreFourRows(
+        _ keysT: UnsafePointer<Float>, _ hd: Int,
+        _ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, _ q3: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, _ count: Int, _ scale: Float
+    ) {
+        var a0 = Vector16(), a1 = Vector16(), a2 = Vector16(), a3 = Vector16()
+        var b0 = Vector16(), b1 = Vector16(), b2 = Vector16(), b3 = Vector16()
+        var c0 = Vector16(), c1 = Vector16(), c2 = Vector16(), c3 = Vector16()
+        var d0 = Vector16(), d1 = Vector16(), d2 = Vector16(), d3 = Vector16()
+        for d in 0..<hd {
+            let k = keysT + d * keyBlock
+            let k0 = k.load16(0), k1 = k.load16(16), k2 = k.load16(32), k3 = k.load16(48)
+            let x0 = Vector16(repeating: q0[d]), x1 = Vector16(repeating: q1[d])
+            let x2 = Vector16(repeating: q2[d]), x3 = Vector16(repeating: q3[d])
+            a0.addProduct(x0, k0); a1.addProduct(x0, k1); a2.addProduct(x0, k2); a3.addProduct(x0, k3)
+            b0.addProduct(x1, k0); b1.addProduct(x1, k1); b2.addProduct(x1, k2); b3.addProduct(x1, k3)
+            c0.addProduct(x2, k0); c1.addProduct(x2, k1); c2.addProduct(x2, k2); c3.addProduct(x2, k3)
+            d0.addProduct(x3, k0); d1.addProduct(x3, k1); d2.addProduct(x3, k2); d3.addProduct(x3, k3)
+        }
+        out.store16(a0 * scale, at: 0); out.store16(a1 * scale, at: 16); out.store16(a2 * scale, at: 32); out.store16(a3 * scale, at: 48)
+        guard count > 1 else { return }
+        let o1 = out + keyBlock
+        o1.store16(b0 * scale, at: 0); o1.store16(b1 * scale, at: 16); o1.store16(b2 * scale, at: 32); o1.store16(b3 * scale, at: 48)
+        guard count > 2 else { return }
+        let o2 = o1 + keyBlock
+        o2.store16(c0 * scale, at: 0); o2.store16(c1 * scale, at: 16); o2.store16(c2 * scale, at: 32); o2.store16(c3 * scale, at: 48)
+        guard count > 3 else { return }
+        let o3 = o2 + keyBlock
+        o3.store16(d0 * scale, at: 0); o3.store16(d1 * scale, at: 16); o3.store16(d2 * scale, at: 32); o3.store16(d3 * scale, at: 48)
+    }
+
+    /// Folds one block of 64 scores into a row's running max and sum, rescaling the row's
+    /// accumulator when the max grows; leaves exp(score − max) in `scores`.
+    @inline(__always)
+    static func onlineSoftmaxStep(
+        _ scores: UnsafeMutablePointer<Float>, _ accumulator: UnsafeMutablePointer<Float>, _ vd: Int,
+        _ runningMax: inout Float, _ runningSum: inout Float
+    ) {
+        let s0 = scores.load16(0), s1 = scores.load16(16), s2 = scores.load16(32), s3 = scores.load16(48)
+        let blockMax = horizontalMax(vectorMax(vectorMax(s0, s1), vectorMax(s2, s3)))
+        guard blockMax > -Float.infinity else {
+            scores.update(repeating: 0, count: keyBlock)
+            return
+        }
+        if blockMax > runningMax {
+            if runningMax > -Float.infinity {
+                let correction = expScalar(runningMax - blockMax)
+                runningSum *= correction
+                scaleUnchecked(accumulator, correction, vd)
+            }
+            runningMax = blockMax
+        }
+        let m = runningMax
+        let p0 = exp16(s0 - m), p1 = exp16(s1 - m), p2 = exp16(s2 - m), p3 = exp16(s3 - m)
+        scores.store16(p0, at: 0); scores.store16(p1, at: 16); scores.store16(p2, at: 32); scores.store16(p3, at: 48)
+        runningSum += horizontalSum((p0 + p1) + (p2 + p3))
+    }
+
+    /// accumulator[r] += Σ_j p[r][j] · V[j] for up to four rows, 16 value lanes at a time.
+    @inline(__always)
+    static func accumulateFourRows(
+        _ probabilities: UnsafePointer<Float>, _ count: Int, _ n: Int, _ values: UnsafePointer<Float>,
+        _ valueStride: Int, _ accumulators: UnsafeMutablePointer<Float>, _ vd: Int
+    ) {
+        let p1 = probabilities + keyBlock * min(1, count - 1)
+        let p2 = probabilities + keyBlock * min(2, count - 1)
+        let p3 = probabilities + keyBlock * min(3, count - 1)
+        let acc1 = accumulators + vd * min(1, count - 1)
+        let acc2 = accumulators + vd * min(2, count - 1)
+        let acc3 = accumulators + vd * min(3, count - 1)
+        var c = 0
+        while c + 16 <= vd {
+            var a0 = accumulators.load16(c), a1 = acc1.load16(c), a2 = acc2.load16(c), a3 = acc3.load16(c)
+            for j in 0..<n {
+                let v = (values + j * valueStride).load16(c)
+                a0.addProduct(Vector16(repeating: probabilities[j]), v)
+                a1.addProduct(Vector16(repeating: p1[j]), v)
+                a2.addProduct(Vector16(repeating: p2[j]), v)
+                a3.addProduct(Vector16(repeating: p3[j]), v)
+            }
+            // Store in reverse so that duplicated rows (count < 4) end with row count−1's value.
+            acc3.store16(a3, at: c); acc2.store16(a2, at: c); acc1.store16(a1, at: c); accumulators.store16(a0, at: c)
+            c += 16
+        }
+        if c < vd {  // value lanes past the last multiple of 16
+            for r in 0..<count {
+                let p = probabilities + r * keyBlock, acc = accumulators + r * vd
+                for j in 0..<n where p[j] != 0 {
+                    let v = values + j * valueStride
+                    for d in c..<vd { acc[d] += p[j] * v[d] }
+                }
+            }
+        }
+    }
+
+    /// Decode-sized calls (fewer than four rows per KV head): one task per (batch, head, query) row,
+    /// which spreads a single token's heads over the threads; tiles would leave threads idle.
+    static func forwardByRows(
+        _ shape: AttentionShape, _ scale: Float, _ masking: AttentionMasking, _ keyMask: UnsafeBufferPointer<UInt8>?,
+        _ query: UnsafeBufferPointer<Float>, _ key: UnsafeBufferPointer<Float>, _ value: UnsafeBufferPointer<Float>,
+        _ output: UnsafeMutableBufferPointer<Float>, _ logSumExp: UnsafeMutableBufferPointer<Float>?, _ pool: ThreadPool
+    ) {
         let q = query.baseAddress!, o = output.baseAddress!
         let k = key.baseAddress, v = value.baseAddress
         let mask = keyMask?.baseAddress, lse = logSumExp?.baseAddress
-        // Work per row ≈ keys × (headDimension + valueDimension); keep tasks ≳ 20k flops.
-        let perRow = max(1, shape.keyCount * (shape.headDimension + shape.valueDimension))
-        pool.parallelFor(rows, grain: max(1, 16_384 / perRow)) { range in
+        pool.parallelFor(shape.rowCount) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: keyBlock + shape.valueDimension) { scratch in
                 let scores = scratch.baseAddress!, accumulator = scores + keyBlock
                 for row in range {
