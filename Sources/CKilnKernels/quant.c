@@ -18,6 +18,9 @@
 #endif
 
 #define KILN_ALWAYS_INLINE static inline __attribute__((always_inline))
+#ifndef KILN_PREFETCH_ROWS
+#define KILN_PREFETCH_ROWS 16
+#endif
 
 int kiln_quant_uses_vnni(void) { return KILN_VNNI; }
 
@@ -220,97 +223,129 @@ KILN_ALWAYS_INLINE __m512 pair_scale(float s0, float s1) {
     return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
 }
 
-// One weight row against T activation rows (T <= 4), results into sums[t].
-KILN_ALWAYS_INLINE void row_dot_vnni(int type, const uint8_t *row, int64_t blockCount, KilnQ8Activations a,
-                                     int64_t firstToken, int T, float *sums) {
+// R weight rows against T activation rows (R·T ≤ 4 accumulator pairs), results into
+// out[t * outStride + r]. Independent accumulators per (row, token) keep the FMA dependency chains
+// apart; activation vectors and the per-token integer corrections are loaded once per block pair
+// and shared by the R rows.
+KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int R,
+                                  int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int T,
+                                  float *out, int64_t outStride) {
     const size_t bytes = kiln_quant_block_bytes(type);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    float extra[4] = {0, 0, 0, 0};
-    int64_t b = 0;
-    for (; b + 2 <= blockCount; b += 2) {
-        const uint8_t *p0 = row + b * bytes;
-        const uint8_t *p1 = p0 + bytes;
-        const float d0 = _cvtsh_ss(load_u16(p0));
-        const float d1 = _cvtsh_ss(load_u16(p1));
-        __m512i w;
-        float m0 = 0, m1 = 0;
-        int32_t bias = 0;
-        if (type == KILN_QTYPE_Q4_1) {
-            m0 = _cvtsh_ss(load_u16(p0 + 2));
-            m1 = _cvtsh_ss(load_u16(p1 + 2));
-            w = unpack_nibble_pair(p0 + 4, p1 + 4);
-        } else if (type == KILN_QTYPE_Q4_0) {
-            w = unpack_nibble_pair(p0 + 2, p1 + 2);
-            bias = 8;
-        } else {
-            w = load_q8_pair_biased(p0 + 2, p1 + 2);
-            bias = 128;
-        }
+    __m512 acc[4][4];
+    float extra[4][4];
+    for (int r = 0; r < R; r++) {
         for (int t = 0; t < T; t++) {
-            const int64_t block = (firstToken + t) * blockCount + b;
-            const __m512i av = _mm512_loadu_si512((const void *)(a.values + block * KILN_QK));
-            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av);
-            if (bias != 0) {
-                dot = _mm512_sub_epi32(dot, block_pair_correction(bias * a.integerSums[block],
-                                                                  bias * a.integerSums[block + 1]));
-            } else {
-                extra[t] += m0 * a.sums[block] + m1 * a.sums[block + 1];
-            }
-            const __m512 scale = pair_scale(d0 * a.scales[block], d1 * a.scales[block + 1]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
+            acc[r][t] = _mm512_setzero_ps();
+            extra[r][t] = 0.0f;
         }
     }
-    for (int t = 0; t < T; t++) {
-        float total = _mm512_reduce_add_ps(acc[t]) + extra[t];
-        if (b < blockCount) {  // odd tail block
+    const int32_t bias = type == KILN_QTYPE_Q4_0 ? 8 : (type == KILN_QTYPE_Q8_0 ? 128 : 0);
+    int64_t b = 0;
+    for (; b + 2 <= blockCount; b += 2) {
+        __m512i av[4], correction[4];
+        float as0[4], as1[4];
+        for (int t = 0; t < T; t++) {
             const int64_t block = (firstToken + t) * blockCount + b;
-            total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
-                                        a.sums[block]);
+            av[t] = _mm512_loadu_si512((const void *)(a.values + block * KILN_QK));
+            as0[t] = a.scales[block];
+            as1[t] = a.scales[block + 1];
+            if (bias != 0) {
+                correction[t] = block_pair_correction(bias * a.integerSums[block], bias * a.integerSums[block + 1]);
+            }
         }
-        sums[t] = total;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p0 = base + (size_t)(firstRow + r) * rowBytes + b * bytes;
+            const uint8_t *p1 = p0 + bytes;
+            // Decode streams weights from DRAM once: fetch the same spot of the rows two tiles
+            // ahead, so loads are in flight while this tile computes.
+            if (T == 1) _mm_prefetch((const char *)(p0 + KILN_PREFETCH_ROWS * rowBytes), _MM_HINT_T0);
+            const float d0 = _cvtsh_ss(load_u16(p0));
+            const float d1 = _cvtsh_ss(load_u16(p1));
+            __m512i w;
+            float m0 = 0, m1 = 0;
+            if (type == KILN_QTYPE_Q4_1) {
+                m0 = _cvtsh_ss(load_u16(p0 + 2));
+                m1 = _cvtsh_ss(load_u16(p1 + 2));
+                w = unpack_nibble_pair(p0 + 4, p1 + 4);
+            } else if (type == KILN_QTYPE_Q4_0) {
+                w = unpack_nibble_pair(p0 + 2, p1 + 2);
+            } else {
+                w = load_q8_pair_biased(p0 + 2, p1 + 2);
+            }
+            for (int t = 0; t < T; t++) {
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[t]);
+                if (bias != 0) {
+                    dot = _mm512_sub_epi32(dot, correction[t]);
+                } else {
+                    const int64_t block = (firstToken + t) * blockCount + b;
+                    extra[r][t] += m0 * a.sums[block] + m1 * a.sums[block + 1];
+                }
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pair_scale(d0 * as0[t], d1 * as1[t]), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
+        for (int t = 0; t < T; t++) {
+            float total = _mm512_reduce_add_ps(acc[r][t]) + extra[r][t];
+            if (b < blockCount) {  // odd tail block
+                const int64_t block = (firstToken + t) * blockCount + b;
+                total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
+                                            a.sums[block]);
+            }
+            out[(firstToken + t) * outStride + firstRow + r] = total;
+        }
     }
 }
 
 #endif  // KILN_VNNI
 
-KILN_ALWAYS_INLINE void row_dot(int type, const uint8_t *row, int64_t blockCount, KilnQ8Activations a,
-                                int64_t firstToken, int T, float *sums) {
-#if KILN_VNNI
-    row_dot_vnni(type, row, blockCount, a, firstToken, T, sums);
-#else
+// The portable path: one block at a time, same per-block integer sums.
+KILN_ALWAYS_INLINE void tile_portable(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int R,
+                                      int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int T,
+                                      float *out, int64_t outStride) {
     const size_t bytes = kiln_quant_block_bytes(type);
-    for (int t = 0; t < T; t++) {
-        float total = 0.0f;
-        for (int64_t b = 0; b < blockCount; b++) {
-            const int64_t block = (firstToken + t) * blockCount + b;
-            total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
-                                        a.sums[block]);
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
+        for (int t = 0; t < T; t++) {
+            float total = 0.0f;
+            for (int64_t b = 0; b < blockCount; b++) {
+                const int64_t block = (firstToken + t) * blockCount + b;
+                total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
+                                            a.sums[block]);
+            }
+            out[(firstToken + t) * outStride + firstRow + r] = total;
         }
-        sums[t] = total;
     }
-#endif
 }
+
+#if KILN_VNNI
+#define KILN_TILE tile_vnni
+#else
+#define KILN_TILE tile_portable
+#endif
 
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
     float sum = 0.0f;
-    row_dot(type, (const uint8_t *)weights, blockCount, a, row, 1, &sum);
+    // A one-row "matrix"; outStride 0 sends the result for token `row` to index 0.
+    KILN_TILE(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
     return sum;
 }
 
-// Specialized per type and token-group size so the inner branches fold away.
-#define KILN_MATMUL_BODY(TYPE)                                                                    \
-    for (int64_t r = rowBegin; r < rowEnd; r++) {                                                 \
-        const uint8_t *row = base + (size_t)r * rowBytes;                                         \
-        float sums[4];                                                                            \
-        int64_t t = 0;                                                                            \
-        for (; t + 4 <= tokenCount; t += 4) {                                                     \
-            row_dot(TYPE, row, blockCount, a, t, 4, sums);                                        \
-            for (int k = 0; k < 4; k++) out[(t + k) * outStride + r] = sums[k];                   \
-        }                                                                                         \
-        for (; t < tokenCount; t++) {                                                             \
-            row_dot(TYPE, row, blockCount, a, t, 1, sums);                                        \
-            out[t * outStride + r] = sums[0];                                                     \
-        }                                                                                         \
+// Tiles: a single activation row (decode) takes weight rows four at a time; a batch (prefill)
+// takes each weight row against four activation rows, so every block is unpacked once per four
+// tokens. Specialized per type so the inner branches fold away.
+#define KILN_MATMUL_BODY(TYPE)                                                                       \
+    if (tokenCount == 1) {                                                                           \
+        int64_t r = rowBegin;                                                                        \
+        for (; r + 4 <= rowEnd; r += 4) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, 0, 1, out, outStride); \
+        for (; r < rowEnd; r++) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, 0, 1, out, outStride);       \
+    } else {                                                                                         \
+        for (int64_t r = rowBegin; r < rowEnd; r++) {                                                \
+            int64_t t = 0;                                                                           \
+            for (; t + 4 <= tokenCount; t += 4) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, t, 4, out, outStride); \
+            for (; t < tokenCount; t++) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, t, 1, out, outStride);       \
+        }                                                                                            \
     }
 
 void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
