@@ -224,6 +224,23 @@ public enum Attention {
         let acc2 = accumulators + vd * min(2, count - 1)
         let acc3 = accumulators + vd * min(3, count - 1)
         var c = 0
+        while c + 32 <= vd {  // 32 value lanes per pass: 8 accumulators, two V loads per key
+            var a0 = accumulators.load16(c), a1 = acc1.load16(c), a2 = acc2.load16(c), a3 = acc3.load16(c)
+            var b0 = accumulators.load16(c + 16), b1 = acc1.load16(c + 16), b2 = acc2.load16(c + 16), b3 = acc3.load16(c + 16)
+            for j in 0..<n {
+                let row = values + j * valueStride
+                let v = row.load16(c), w = row.load16(c + 16)
+                let x0 = Vector16(repeating: probabilities[j]), x1 = Vector16(repeating: p1[j])
+                let x2 = Vector16(repeating: p2[j]), x3 = Vector16(repeating: p3[j])
+                a0.addProduct(x0, v); a1.addProduct(x1, v); a2.addProduct(x2, v); a3.addProduct(x3, v)
+                b0.addProduct(x0, w); b1.addProduct(x1, w); b2.addProduct(x2, w); b3.addProduct(x3, w)
+            }
+            // Store in reverse so that duplicated rows (count < 4) end with row count−1's value.
+            acc3.store16(a3, at: c); acc2.store16(a2, at: c); acc1.store16(a1, at: c); accumulators.store16(a0, at: c)
+            acc3.store16(b3, at: c + 16); acc2.store16(b2, at: c + 16); acc1.store16(b1, at: c + 16)
+            accumulators.store16(b0, at: c + 16)
+            c += 32
+        }
         while c + 16 <= vd {
             var a0 = accumulators.load16(c), a1 = acc1.load16(c), a2 = acc2.load16(c), a3 = acc3.load16(c)
             for j in 0..<n {
@@ -233,7 +250,6 @@ public enum Attention {
                 a2.addProduct(Vector16(repeating: p2[j]), v)
                 a3.addProduct(Vector16(repeating: p3[j]), v)
             }
-            // Store in reverse so that duplicated rows (count < 4) end with row count−1's value.
             acc3.store16(a3, at: c); acc2.store16(a2, at: c); acc1.store16(a1, at: c); accumulators.store16(a0, at: c)
             c += 16
         }

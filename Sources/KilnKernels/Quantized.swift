@@ -96,8 +96,11 @@ public enum QuantizedOps {
         guard rows > 0 && tokens > 0 else { return }
         let w = weights.baseAddress!, out = output.baseAddress!, a = activations.raw
         let blocks = Int64(activations.blockCount)
-        // ~16 rows × one token of 576 columns is ≈ 5k multiply-adds: enough to amortize a dispatch.
-        let grain = max(1, 16_384 / max(1, activations.columns * tokens))
+        // Decode streams each weight row once: one contiguous range per thread keeps each thread's
+        // stream sequential for the prefetcher. Prefill is compute-bound: smaller tasks balance better.
+        let grain = tokens == 1
+            ? (rows + pool.threadCount - 1) / pool.threadCount
+            : max(1, 16_384 / max(1, activations.columns * tokens))
         pool.parallelFor(rows, grain: grain) { range in
             kiln_quant_matmul(type.rawValue, w, rowBytes, Int64(range.lowerBound), Int64(range.upperBound),
                               blocks, a, Int64(tokens), out, Int64(stride))

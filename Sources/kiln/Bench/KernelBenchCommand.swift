@@ -28,7 +28,18 @@ struct KernelBenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    @Option(help: "Run only these groups (comma-separated): memory, threads, quantized, gemm, attention, vector, conv.")
+    var only: String?
+
+    static let groupNames: Set<String> = ["memory", "threads", "quantized", "gemm", "attention", "vector", "conv"]
+
     func validate() throws {
+        if let only {
+            for name in only.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+            where !Self.groupNames.contains(name) {
+                throw ValidationError("unknown group '\(name)' in --only; groups: \(Self.groupNames.sorted().joined(separator: ", "))")
+            }
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if reps < 1 { throw ValidationError("--reps must be at least 1") }
     }
@@ -37,6 +48,7 @@ struct KernelBenchCommand: ParsableCommand {
         let threadCount = threads ?? ThreadPool.defaultThreadCount
         var bench = KernelBench(threads: threadCount, reps: quick ? max(1, reps / 2) : reps,
                                 minSeconds: quick ? 0.01 : 0.03, quiet: json)
+        if let only { bench.groups = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
         bench.runAll()
         let cpu = CPUDescription.current
         if json {
@@ -69,6 +81,8 @@ struct KernelBench {
     let single: ThreadPool
     var rows: [BenchRow] = []
     var bandwidth: [Int: Double] = [:]  // threads → GB/s
+    /// Groups to run; nil runs all. Quantized rows need the memory group's bandwidth and run it too.
+    var groups: Set<String>? = nil
 
     init(threads: Int, reps: Int, minSeconds: Double, quiet: Bool) {
         self.threads = threads
@@ -88,13 +102,14 @@ struct KernelBench {
             print("quantized dots: \(QuantizedOps.usesVNNI ? "AVX-512 VNNI" : "portable C"); median of \(reps) reps\n")
             print("group       kernel                          shape                           thr      µs/call   throughput      vs  baseline")
         }
-        memoryBandwidth()
-        threadPoolOverhead()
-        quantized()
-        gemm()
-        attention()
-        elementwise()
-        convolution()
+        func wanted(_ group: String) -> Bool { groups?.contains(group) ?? true }
+        if wanted("memory") || wanted("quantized") { memoryBandwidth() }
+        if wanted("threads") { threadPoolOverhead() }
+        if wanted("quantized") { quantized() }
+        if wanted("gemm") { gemm() }
+        if wanted("attention") { attention() }
+        if wanted("vector") { elementwise() }
+        if wanted("conv") { convolution() }
     }
 
     mutating func add(_ row: BenchRow) {
