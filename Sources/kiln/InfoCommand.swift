@@ -16,7 +16,7 @@ struct InfoCommand: ParsableCommand {
         print("CPU             \(cpu.model) (\(cpu.logicalCores) logical cores)")
         print("vector ISA      \(cpu.vectorFeatures.joined(separator: " "))")
         print("quantized dots  \(QuantizedOps.usesVNNI ? "AVX-512 VNNI" : "portable C")")
-        print("OpenBLAS core   \(BLAS.coreName)\(cpu.openBLASOverride.map { " (forced by \($0))" } ?? "")")
+        print("OpenBLAS core   \(BLAS.coreName)\(cpu.openBLASNote)")
         print("Kiln threads    \(ThreadPool.defaultThreadCount)")
         print("checkpoints     \(checkpoints)/")
         let known = [
@@ -37,18 +37,26 @@ struct CPUDescription {
     var model: String
     var logicalCores: Int
     var vectorFeatures: [String]
-    /// Set when OPENBLAS_CORETYPE pins OpenBLAS to an older kernel family.
+    /// Set when OPENBLAS_CORETYPE pins OpenBLAS's kernel family.
     var openBLASOverride: String?
+
+    /// How the OpenBLAS kernel family was chosen, for reports.
+    var openBLASNote: String {
+        guard let openBLASOverride else { return "" }
+        return OpenBLASCore.wasSelectedByKiln
+            ? " (selected by kiln: OpenBLAS did not recognise this CPU)"
+            : " (forced by \(openBLASOverride))"
+    }
 
     static var current: CPUDescription {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
-            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
-        let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } } ?? "unknown"
+        let flags = OpenBLASCore.cpuFlags()
         let interesting = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"]
         let environment = ProcessInfo.processInfo.environment
         return CPUDescription(
-            model: model ?? "unknown", logicalCores: ProcessInfo.processInfo.activeProcessorCount,
+            model: model, logicalCores: ProcessInfo.processInfo.activeProcessorCount,
             vectorFeatures: interesting.filter(flags.contains),
             openBLASOverride: environment["OPENBLAS_CORETYPE"].map { "OPENBLAS_CORETYPE=\($0)" })
     }

@@ -1,6 +1,5 @@
 import ArgumentParser
 
-@main
 struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",

@@ -53,7 +53,8 @@ struct KernelBenchCommand: ParsableCommand {
         let cpu = CPUDescription.current
         if json {
             let report = KernelBenchReport(
-                cpu: cpu.model, openBLASCore: BLAS.coreName, openBLASCoreForced: cpu.openBLASOverride,
+                cpu: cpu.model, openBLASCore: BLAS.coreName,
+                openBLASCoreChosenBy: cpu.openBLASOverride == nil ? "OpenBLAS" : (OpenBLASCore.wasSelectedByKiln ? "kiln" : "OPENBLAS_CORETYPE"),
                 vnni: QuantizedOps.usesVNNI, threads: threadCount, rows: bench.rows)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -65,7 +66,7 @@ struct KernelBenchCommand: ParsableCommand {
 struct KernelBenchReport: Codable {
     var cpu: String
     var openBLASCore: String
-    var openBLASCoreForced: String?
+    var openBLASCoreChosenBy: String
     var vnni: Bool
     var threads: Int
     var rows: [BenchRow]
@@ -97,8 +98,7 @@ struct KernelBench {
     mutating func runAll() {
         if !quiet {
             let cpu = CPUDescription.current
-            print("kiln bench kernels — \(cpu.model), \(threads) thread(s), OpenBLAS core \(BLAS.coreName)"
-                  + (cpu.openBLASOverride.map { " (forced by \($0): unset it to benchmark as a user's machine runs)" } ?? ""))
+            print("kiln bench kernels — \(cpu.model), \(threads) thread(s), OpenBLAS core \(BLAS.coreName)\(cpu.openBLASNote)")
             print("quantized dots: \(QuantizedOps.usesVNNI ? "AVX-512 VNNI" : "portable C"); median of \(reps) reps\n")
             print("group       kernel                          shape                           thr      µs/call   throughput      vs  baseline")
         }

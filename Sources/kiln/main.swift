@@ -1,0 +1,5 @@
+import KilnKernels
+
+// OpenBLAS picks its kernels while loading; fix a fallback to generic kernels before any work.
+OpenBLASCore.restartIfMisdetected()
+KilnCommand.main()
