@@ -12,6 +12,11 @@ import Testing
         return url
     }
 
+    /// The NUL-terminated message in a C buffer.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     static func corpus() -> String {
         let words = ["kiln", "fires", "clay", "into", "pottery", "the", "glaze", "melts", "at", "high", "heat",
                      "über", "naïve", "café", "東京", "数字", "12345", "tokenizer", "bridge", "sentence", "piece"]
@@ -31,7 +36,7 @@ import Testing
         var error = [CChar](repeating: 0, count: 512)
         let arguments = "--input=\(input.path) --model_prefix=\(prefix) --vocab_size=320 --hard_vocab_limit=false --model_type=\(modelType) --character_coverage=1.0 --byte_fallback=true"
         let status = kiln_sp_train(arguments, &error, error.count)
-        let message = String(cString: error)
+        let message = Self.text(error)
         #expect(status == KILN_SP_OK, "\(message)")
 
         let processor = try #require(kiln_sp_create())
@@ -77,6 +82,6 @@ import Testing
         #expect(kiln_sp_load_bytes(processor, garbage, garbage.count) != KILN_SP_OK)
         var error = [CChar](repeating: 0, count: 256)
         #expect(kiln_sp_train("--input=/nonexistent/corpus.txt --model_prefix=/tmp/x --vocab_size=10", &error, 256) != KILN_SP_OK)
-        #expect(!String(cString: error).isEmpty)
+        #expect(!Self.text(error).isEmpty)
     }
 }
