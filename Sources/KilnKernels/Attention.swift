@@ -42,15 +42,27 @@ public enum Attention {
             lse: logSumExp?.baseAddress, mask: keyMask?.baseAddress)
         let hd = shape.headDimension, vd = shape.valueDimension
         let rows = shape.groupSize * queriesPerTile
-        let scratchCount = hd * keyBlock + rows * keyBlock + rows * vd + 2 * rows
+        // Kᵀ for every (batch, KV head), keys padded to whole blocks with zeros: transposed once
+        // here rather than once per tile.
+        let paddedKeys = (shape.keyCount + keyBlock - 1) / keyBlock * keyBlock
+        let units = shape.batchCount * shape.kvHeadCount
+        let keysT = UnsafeMutablePointer<Float>.allocate(capacity: max(1, units * hd * paddedKeys))
+        defer { keysT.deallocate() }
+        pool.parallelFor(units) { range in
+            for unit in range {
+                transposeKeys(batch: unit / shape.kvHeadCount, kvHead: unit % shape.kvHeadCount, shape, buffers.k,
+                              into: keysT + unit * hd * paddedKeys, stride: paddedKeys)
+            }
+        }
+        let scratchCount = rows * keyBlock + rows * vd + 2 * rows
         pool.parallelFor(tiles) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchCount) { scratch in
-                let keysT = scratch.baseAddress!
-                let scores = keysT + hd * keyBlock
+                let scores = scratch.baseAddress!
                 let accumulators = scores + rows * keyBlock
                 let maxima = accumulators + rows * vd
                 let sums = maxima + rows
-                let work = TileScratch(keysT: keysT, scores: scores, accumulators: accumulators, maxima: maxima, sums: sums)
+                let work = TileScratch(keysT: keysT, keysTStride: paddedKeys, scores: scores, accumulators: accumulators,
+                                       maxima: maxima, sums: sums)
                 for tile in range {
                     let queryTile = tile % tilesPerHead
                     let rest = tile / tilesPerHead
@@ -71,8 +83,30 @@ public enum Attention {
         let mask: UnsafePointer<UInt8>?
     }
 
+    /// out[d·stride + j] = K[batch, j, kvHead, d]; columns from keyCount to stride are zero.
+    static func transposeKeys(
+        batch: Int, kvHead: Int, _ shape: AttentionShape, _ key: UnsafePointer<Float>?,
+        into out: UnsafeMutablePointer<Float>, stride: Int
+    ) {
+        let hd = shape.headDimension
+        guard let key else { return }
+        for d in 0..<hd { (out + (d &* stride &+ shape.keyCount)).update(repeating: 0, count: stride &- shape.keyCount) }
+        var j0 = 0
+        while j0 < shape.keyCount {  // 16 keys at a time keeps the written lines in L1
+            let j1 = min(shape.keyCount, j0 &+ 16)
+            for d in 0..<hd {
+                let line = out + (d &* stride)
+                for j in j0..<j1 {
+                    line[j] = key[batch &* shape.keyBatchStride &+ j &* shape.keyPositionStride &+ kvHead &* hd &+ d]
+                }
+            }
+            j0 = j1
+        }
+    }
+
     struct TileScratch {
-        let keysT: UnsafeMutablePointer<Float>       // [headDimension][64]: the key block, transposed
+        let keysT: UnsafeMutablePointer<Float>       // [unit][headDimension][paddedKeys]: Kᵀ
+        let keysTStride: Int
         let scores: UnsafeMutablePointer<Float>      // [rows][64]: scores, then probabilities
         let accumulators: UnsafeMutablePointer<Float>  // [rows][valueDimension]: unnormalized outputs
         let maxima: UnsafeMutablePointer<Float>      // [rows]: running max of each row's scores
@@ -102,15 +136,10 @@ public enum Attention {
         var start = 0
         while start < tileLimit {
             let n = min(keyBlock, tileLimit - start)
-            // Kᵀ block, zero-padded to 64 columns.
-            for d in 0..<hd { (w.keysT + d * keyBlock + n).update(repeating: 0, count: keyBlock - n) }
-            for j in 0..<n {
-                let kRow = b.k! + batch * shape.keyBatchStride + (start + j) * shape.keyPositionStride + kvHead * hd
-                for d in 0..<hd { w.keysT[d * keyBlock + j] = kRow[d] }
-            }
+            let keysT = w.keysT + (batch * shape.kvHeadCount + kvHead) * hd * w.keysTStride + start
             var r = 0
             while r < rows {
-                scoreFourRows(w.keysT, hd, queryRow(r), queryRow(min(r + 1, rows - 1)), queryRow(min(r + 2, rows - 1)),
+                scoreFourRows(keysT, w.keysTStride, hd, queryRow(r), queryRow(min(r + 1, rows - 1)), queryRow(min(r + 2, rows - 1)),
                               queryRow(min(r + 3, rows - 1)), w.scores + r * keyBlock, min(4, rows - r), scale)
                 r += 4
             }
@@ -123,7 +152,7 @@ public enum Attention {
                     let m = mask + batch * shape.keyCount + start
                     for j in 0..<visible where m[j] == 0 { row[j] = -.infinity }
                 }
-                onlineSoftmaxStep(row, w.accumulators + r * vd, vd, &w.maxima[r], &w.sums[r])
+                onlineSoftmaxStep(row, w.accumulators + r * vd, vd, w.maxima + r, w.sums + r)
             }
             let vBlock = b.v! + batch * shape.valueBatchStride + start * shape.valuePositionStride + kvHead * vd
             r = 0
@@ -154,7 +183,7 @@ public enum Attention {
     /// `count` are computed from a repeated pointer and not stored).
     @inline(__always)
     static func scoreFourRows(
-        _ keysT: UnsafePointer<Float>, _ hd: Int,
+        _ keysT: UnsafePointer<Float>, _ stride: Int, _ hd: Int,
         _ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, _ q3: UnsafePointer<Float>,
         _ out: UnsafeMutablePointer<Float>, _ count: Int, _ scale: Float
     ) {
@@ -163,7 +192,7 @@ public enum Attention {
         var c0 = Vector16(), c1 = Vector16(), c2 = Vector16(), c3 = Vector16()
         var d0 = Vector16(), d1 = Vector16(), d2 = Vector16(), d3 = Vector16()
         for d in 0..<hd {
-            let k = keysT + d * keyBlock
+            let k = keysT + (d &* stride)
             let k0 = k.load16(0), k1 = k.load16(16), k2 = k.load16(32), k3 = k.load16(48)
             let x0 = Vector16(repeating: q0[d]), x1 = Vector16(repeating: q1[d])
             let x2 = Vector16(repeating: q2[d]), x3 = Vector16(repeating: q3[d])
@@ -186,29 +215,34 @@ public enum Attention {
 
     /// Folds one block of 64 scores into a row's running max and sum, rescaling the row's
     /// accumulator when the max grows; leaves exp(score − max) in `scores`.
-    @inline(__always)
+    @_transparent
     static func onlineSoftmaxStep(
         _ scores: UnsafeMutablePointer<Float>, _ accumulator: UnsafeMutablePointer<Float>, _ vd: Int,
-        _ runningMax: inout Float, _ runningSum: inout Float
+        _ runningMax: UnsafeMutablePointer<Float>, _ runningSum: UnsafeMutablePointer<Float>
     ) {
-        let s0 = scores.load16(0), s1 = scores.load16(16), s2 = scores.load16(32), s3 = scores.load16(48)
-        let blockMax = horizontalMax(vectorMax(vectorMax(s0, s1), vectorMax(s2, s3)))
+        let blockMax = horizontalMax(vectorMax(vectorMax(scores.load16(0), scores.load16(16)),
+                                               vectorMax(scores.load16(32), scores.load16(48))))
         guard blockMax > -Float.infinity else {
             scores.update(repeating: 0, count: keyBlock)
             return
         }
-        if blockMax > runningMax {
-            if runningMax > -Float.infinity {
-                let correction = expScalar(runningMax - blockMax)
-                runningSum *= correction
+        if blockMax > runningMax.pointee {
+            if runningMax.pointee > -Float.infinity {
+                let correction = expScalar(runningMax.pointee - blockMax)
+                runningSum.pointee *= correction
                 scaleUnchecked(accumulator, correction, vd)
             }
-            runningMax = blockMax
+            runningMax.pointee = blockMax
         }
-        let m = runningMax
-        let p0 = exp16(s0 - m), p1 = exp16(s1 - m), p2 = exp16(s2 - m), p3 = exp16(s3 - m)
-        scores.store16(p0, at: 0); scores.store16(p1, at: 16); scores.store16(p2, at: 32); scores.store16(p3, at: 48)
-        runningSum += horizontalSum((p0 + p1) + (p2 + p3))
+        let m = Vector16(repeating: runningMax.pointee)
+        // One vector at a time: computing all four exponentials together spills registers.
+        var total = Vector16()
+        for offset in stride(from: 0, to: keyBlock, by: 16) {
+            let p = exp16(scores.load16(offset) - m)
+            scores.store16(p, at: offset)
+            total += p
+        }
+        runningSum.pointee += horizontalSum(total)
     }
 
     /// accumulator[r] += Σ_j p[r][j] · V[j] for up to four rows, 16 value lanes at a time.
