@@ -49,13 +49,18 @@ struct BenchRow: Codable {
 /// Keeps a result alive so the optimizer cannot drop the work that produced it.
 @inline(never) func consume<T>(_ value: T) { withExtendedLifetime(value) {} }
 
-/// Page-aligned memory filled once, for working sets that must not be optimized away.
+/// Page-aligned memory filled once, for working sets that must not be optimized away. Buffers of
+/// 2 MB and more ask for transparent huge pages, so the bandwidth rows and the kernels they are
+/// compared with see the same TLB behaviour.
 final class AlignedBuffer<Element> {
     let pointer: UnsafeMutablePointer<Element>
     let count: Int
     init(count: Int, fill: (Int) -> Element) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count * MemoryLayout<Element>.stride), alignment: 4096)
+        let bytes = max(1, count * MemoryLayout<Element>.stride)
+        let huge = 2 << 20
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= huge ? huge : 4096)
+        if bytes >= huge { madvise(raw, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE) }
         pointer = raw.bindMemory(to: Element.self, capacity: count)
         for i in 0..<count { (pointer + i).initialize(to: fill(i)) }
     }
