@@ -155,8 +155,9 @@ public final class ThreadPool: @unchecked Sendable {
     }
 }
 
+/// Nanoseconds on the monotonic clock (spin deadlines here, timings in benchmarks).
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)

@@ -51,6 +51,12 @@ import Testing
         }
     }
 
+    @Test(arguments: vectorEdgeSizes) func maximum(size: Int) {
+        run(size) { a, _ in
+            #expect(VectorOps.maximum(a.buffer, count: size) == (a.max() ?? -.infinity))
+        }
+    }
+
     @Test func softmaxIsStableAndHandlesAllMasked() {
         var out = [Float](repeating: .nan, count: 3)
         let large: [Float] = [1000, 1000, -1000]

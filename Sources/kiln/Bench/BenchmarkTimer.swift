@@ -24,11 +24,7 @@ struct Timing {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
+func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) * 1e-9 }
 
 /// One line of a benchmark report: what ran, how fast, and against what.
 struct BenchRow: Codable {
