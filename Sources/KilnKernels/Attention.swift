@@ -50,8 +50,10 @@ public enum Attention {
         defer { keysT.deallocate() }
         pool.parallelFor(units) { range in
             for unit in range {
-                transposeKeys(batch: unit / shape.kvHeadCount, kvHead: unit % shape.kvHeadCount, shape, buffers.k,
-                              into: keysT + unit * hd * paddedKeys, stride: paddedKeys)
+                guard let key = buffers.k else { continue }
+                transposeHead(key, batchStride: shape.keyBatchStride, positionStride: shape.keyPositionStride,
+                              batch: unit / shape.kvHeadCount, offset: (unit % shape.kvHeadCount) * hd, dimension: hd,
+                              count: shape.keyCount, into: keysT + unit * hd * paddedKeys, stride: paddedKeys)
             }
         }
         let scratchCount = rows * keyBlock + rows * vd + 2 * rows
@@ -81,27 +83,6 @@ public enum Attention {
         let o: UnsafeMutablePointer<Float>
         let lse: UnsafeMutablePointer<Float>?
         let mask: UnsafePointer<UInt8>?
-    }
-
-    /// out[d·stride + j] = K[batch, j, kvHead, d]; columns from keyCount to stride are zero.
-    static func transposeKeys(
-        batch: Int, kvHead: Int, _ shape: AttentionShape, _ key: UnsafePointer<Float>?,
-        into out: UnsafeMutablePointer<Float>, stride: Int
-    ) {
-        let hd = shape.headDimension
-        guard let key else { return }
-        for d in 0..<hd { (out + (d &* stride &+ shape.keyCount)).update(repeating: 0, count: stride &- shape.keyCount) }
-        var j0 = 0
-        while j0 < shape.keyCount {  // 16 keys at a time keeps the written lines in L1
-            let j1 = min(shape.keyCount, j0 &+ 16)
-            for d in 0..<hd {
-                let line = out + (d &* stride)
-                for j in j0..<j1 {
-                    line[j] = key[batch &* shape.keyBatchStride &+ j &* shape.keyPositionStride &+ kvHead &* hd &+ d]
-                }
-            }
-            j0 = j1
-        }
     }
 
     struct TileScratch {

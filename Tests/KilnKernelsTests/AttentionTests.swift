@@ -146,6 +146,32 @@ import Testing
         #expect(maxError(out, [1, 6]) <= 1e-6, "\(out)")
     }
 
+    @Test func backwardOfFullyMaskedAndEmptyCalls() {
+        // Every key hidden: no gradient flows anywhere.
+        let shape = AttentionShape(queryCount: 3, keyCount: 5, headCount: 2, headDimension: 4, valueDimension: 20)
+        var rng = SeededGenerator(seed: 4)
+        let q = rng.floats(shape.queryExtent), k = rng.floats(shape.keyExtent), v = rng.floats(shape.valueExtent)
+        let dO = rng.floats(shape.outputExtent), mask = [UInt8](repeating: 0, count: 5)
+        var o = [Float](repeating: 0, count: shape.outputExtent), lse = [Float](repeating: 0, count: shape.rowCount)
+        Attention.forward(shape: shape, scale: 1, keyMask: mask.buffer, query: q.buffer, key: k.buffer, value: v.buffer,
+                          output: o.mutableBuffer, logSumExp: lse.mutableBuffer)
+        var dQ = q, dK = k, dV = v
+        Attention.backward(shape: shape, scale: 1, keyMask: mask.buffer, query: q.buffer, key: k.buffer, value: v.buffer,
+                           output: o.buffer, logSumExp: lse.buffer, outputGradient: dO.buffer, queryGradient: dQ.mutableBuffer,
+                           keyGradient: dK.mutableBuffer, valueGradient: dV.mutableBuffer)
+        #expect(dQ.allSatisfy { $0 == 0 } && dK.allSatisfy { $0 == 0 } && dV.allSatisfy { $0 == 0 })
+        // No queries at all: key and value gradients are zero, not left as they were.
+        let empty = AttentionShape(queryCount: 0, keyCount: 5, headCount: 2, headDimension: 4, valueDimension: 20)
+        let none: [Float] = []
+        var noQ: [Float] = []
+        dK = k
+        dV = v
+        Attention.backward(shape: empty, scale: 1, query: none.buffer, key: k.buffer, value: v.buffer, output: none.buffer,
+                           logSumExp: none.buffer, outputGradient: none.buffer, queryGradient: noQ.mutableBuffer,
+                           keyGradient: dK.mutableBuffer, valueGradient: dV.mutableBuffer)
+        #expect(dK.allSatisfy { $0 == 0 } && dV.allSatisfy { $0 == 0 })
+    }
+
     @Test func fullyMaskedRowIsZero() {
         let shape = AttentionShape(queryCount: 2, keyCount: 3, headCount: 1, headDimension: 4)
         var rng = SeededGenerator(seed: 3)
