@@ -77,10 +77,14 @@ public struct ConvolutionGeometry: Sendable, Equatable {
     var columnCount: Int { grid.height * grid.width }
 }
 
-/// Convolutions as im2col/col2im around an OpenBLAS GEMM, forward and backward.
+/// Convolutions as im2col/col2im around OpenBLAS GEMMs, forward and backward. The whole batch
+/// goes through one GEMM: image n's columns sit at columns n·G ..< (n+1)·G of one column matrix
+/// (G = kernel positions per image), which keeps the GEMMs large enough to run at full speed.
 public enum Convolution {
-    /// col[(c·kh + ky)·kw + kx][gy·GW + gx] = image[c][gy·s + ky − p][gx·s + kx − p] (0 outside).
-    static func im2col(_ g: ConvolutionGeometry, _ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+    /// col[(c·kh + ky)·kw + kx][gy·GW + gx] = image[c][gy·s + ky − p][gx·s + kx − p] (0 outside),
+    /// rows `columnStride` apart.
+    static func im2col(_ g: ConvolutionGeometry, _ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>,
+                       columnStride: Int) {
         let (channels, height, width) = g.image
         let (gh, gw) = g.grid
         var row = 0
@@ -88,7 +92,7 @@ public enum Convolution {
             let plane = image + c * height * width
             for ky in 0..<g.kernelHeight {
                 for kx in 0..<g.kernelWidth {
-                    let out = col + row * gh * gw
+                    let out = col + row * columnStride
                     for gy in 0..<gh {
                         let y = gy * g.stride + ky - g.padding
                         let line = out + gy * gw
@@ -107,9 +111,9 @@ public enum Convolution {
         }
     }
 
-    /// The adjoint of im2col: image[c][y][x] += col[…] for every tap that read it.
-    /// The image is zeroed first.
-    static func col2im(_ g: ConvolutionGeometry, _ col: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>) {
+    /// The adjoint of im2col: image[c][y][x] = Σ col[…] over every tap that reads it.
+    static func col2im(_ g: ConvolutionGeometry, _ col: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>,
+                       columnStride: Int) {
         let (channels, height, width) = g.image
         let (gh, gw) = g.grid
         image.update(repeating: 0, count: channels * height * width)
@@ -118,7 +122,7 @@ public enum Convolution {
             let plane = image + c * height * width
             for ky in 0..<g.kernelHeight {
                 for kx in 0..<g.kernelWidth {
-                    let source = col + row * gh * gw
+                    let source = col + row * columnStride
                     for gy in 0..<gh {
                         let y = gy * g.stride + ky - g.padding
                         if y < 0 || y >= height { continue }
@@ -133,6 +137,21 @@ public enum Convolution {
         }
     }
 
+    /// [batch][channels][spatial] → [channels][batch·spatial] (or back with `inverse`).
+    static func interleave(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, batch: Int,
+                           channels: Int, spatial: Int, inverse: Bool = false) {
+        for n in 0..<batch {
+            for c in 0..<channels {
+                let a = n * channels * spatial + c * spatial, b = c * batch * spatial + n * spatial
+                if inverse {
+                    (target + a).update(from: source + b, count: spatial)
+                } else {
+                    (target + b).update(from: source + a, count: spatial)
+                }
+            }
+        }
+    }
+
     /// Forward pass for `batchCount` images: a convolution (weight [out, in, kh, kw]) or a
     /// transposed convolution (weight [in, out, kh, kw]), plus an optional bias [out].
     public static func forward(
@@ -142,31 +161,39 @@ public enum Convolution {
     ) {
         validate(g, batchCount, input.count, weight.count, bias?.count, output.count)
         guard batchCount > 0 else { return }
-        var columns = [Float](repeating: 0, count: g.columnRows * g.columnCount)
+        let positions = g.columnCount, width = batchCount * positions  // columns of the batch matrix
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * width)
+        defer { columns.deallocate() }
         let spatial = g.outputHeight * g.outputWidth
-        columns.withUnsafeMutableBufferPointer { col in
+        if g.isTransposed {
+            // col[out·kh·kw, N·H·W] = Wᵀ · x[in, N·H·W]; y_n = col2im(col_n)
+            let x = UnsafeMutablePointer<Float>.allocate(capacity: g.inputChannels * width)
+            defer { x.deallocate() }
+            interleave(input.baseAddress!, x, batch: batchCount, channels: g.inputChannels, spatial: positions)
+            BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.inputChannels,
+                      a: weight, lda: g.columnRows, b: UnsafeBufferPointer(start: x, count: g.inputChannels * width),
+                      ldb: width, c: UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width), ldc: width)
             for n in 0..<batchCount {
-                let x = UnsafeBufferPointer(rebasing: input[(n * g.inputSize)...])
-                let y = UnsafeMutableBufferPointer(rebasing: output[(n * g.outputSize)...])
-                if g.isTransposed {
-                    // col[out·kh·kw, H·W] = Wᵀ · x[in, H·W]; y = col2im(col)
-                    BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: g.columnCount, k: g.inputChannels,
-                              a: weight, lda: g.columnRows, b: x, ldb: g.columnCount,
-                              c: col, ldc: g.columnCount)
-                    col2im(g, col.baseAddress!, y.baseAddress!)
-                } else {
-                    // y[out, OH·OW] = W[out, in·kh·kw] · im2col(x)
-                    im2col(g, x.baseAddress!, col.baseAddress!)
-                    BLAS.gemm(m: g.outputChannels, n: g.columnCount, k: g.columnRows,
-                              a: weight, lda: g.columnRows, b: UnsafeBufferPointer(col), ldb: g.columnCount,
-                              c: y, ldc: g.columnCount)
-                }
-                if let bias {
-                    for o in 0..<g.outputChannels {
-                        let plane = y.baseAddress! + o * spatial
-                        let b = bias[o]
-                        for i in 0..<spatial { plane[i] += b }
-                    }
+                col2im(g, columns + n * positions, output.baseAddress! + n * g.outputSize, columnStride: width)
+            }
+        } else {
+            // y[out, N·OH·OW] = W[out, in·kh·kw] · im2col(x), then back to [N][out][OH·OW]
+            for n in 0..<batchCount {
+                im2col(g, input.baseAddress! + n * g.inputSize, columns + n * positions, columnStride: width)
+            }
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: g.outputChannels * width)
+            defer { y.deallocate() }
+            BLAS.gemm(m: g.outputChannels, n: width, k: g.columnRows, a: weight, lda: g.columnRows,
+                      b: UnsafeBufferPointer(start: columns, count: g.columnRows * width), ldb: width,
+                      c: UnsafeMutableBufferPointer(start: y, count: g.outputChannels * width), ldc: width)
+            interleave(y, output.baseAddress!, batch: batchCount, channels: g.outputChannels, spatial: spatial, inverse: true)
+        }
+        if let bias {
+            for n in 0..<batchCount {
+                for o in 0..<g.outputChannels {
+                    let plane = output.baseAddress! + n * g.outputSize + o * spatial
+                    let b = bias[o]
+                    for i in 0..<spatial { plane[i] += b }
                 }
             }
         }
@@ -188,46 +215,60 @@ public enum Convolution {
         weightGradient?.update(repeating: 0)
         biasGradient?.update(repeating: 0)
         guard batchCount > 0 else { return }
-        var columns = [Float](repeating: 0, count: g.columnRows * g.columnCount)
         let spatial = g.outputHeight * g.outputWidth
-        columns.withUnsafeMutableBufferPointer { col in
-            let colRead = UnsafeBufferPointer(col)
+        if let biasGradient {
             for n in 0..<batchCount {
-                let x = UnsafeBufferPointer(rebasing: input[(n * g.inputSize)...])
-                let dy = UnsafeBufferPointer(rebasing: outputGradient[(n * g.outputSize)...])
-                if let biasGradient {
-                    for o in 0..<g.outputChannels {
-                        var sum: Float = 0
-                        for i in 0..<spatial { sum += dy[o * spatial + i] }
-                        biasGradient[o] += sum
-                    }
+                for o in 0..<g.outputChannels {
+                    var sum: Float = 0
+                    for i in 0..<spatial { sum += outputGradient[n * g.outputSize + o * spatial + i] }
+                    biasGradient[o] += sum
                 }
-                if g.isTransposed {
-                    im2col(g, dy.baseAddress!, col.baseAddress!)  // [out·kh·kw, H·W]
-                    if let inputGradient {  // dx[in, H·W] = W[in, out·kh·kw] · col
-                        BLAS.gemm(m: g.inputChannels, n: g.columnCount, k: g.columnRows,
-                                  a: weight, lda: g.columnRows, b: colRead, ldb: g.columnCount,
-                                  c: UnsafeMutableBufferPointer(rebasing: inputGradient[(n * g.inputSize)...]),
-                                  ldc: g.columnCount)
-                    }
-                    if let weightGradient {  // dW[in, out·kh·kw] += x[in, H·W] · colᵀ
-                        BLAS.gemm(transposeB: .transposed, m: g.inputChannels, n: g.columnRows, k: g.columnCount,
-                                  a: x, lda: g.columnCount, b: colRead, ldb: g.columnCount, beta: 1,
-                                  c: weightGradient, ldc: g.columnRows)
-                    }
-                } else {
-                    if let weightGradient {  // dW[out, in·kh·kw] += dy[out, OH·OW] · im2col(x)ᵀ
-                        im2col(g, x.baseAddress!, col.baseAddress!)
-                        BLAS.gemm(transposeB: .transposed, m: g.outputChannels, n: g.columnRows, k: g.columnCount,
-                                  a: dy, lda: g.columnCount, b: colRead, ldb: g.columnCount, beta: 1,
-                                  c: weightGradient, ldc: g.columnRows)
-                    }
-                    if let inputGradient {  // dx = col2im(Wᵀ · dy)
-                        BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: g.columnCount, k: g.outputChannels,
-                                  a: weight, lda: g.columnRows, b: dy, ldb: g.columnCount,
-                                  c: col, ldc: g.columnCount)
-                        col2im(g, col.baseAddress!, inputGradient.baseAddress! + n * g.inputSize)
-                    }
+            }
+        }
+        guard inputGradient != nil || weightGradient != nil else { return }
+        let positions = g.columnCount, width = batchCount * positions
+        let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * width)
+        defer { columns.deallocate() }
+        let col = UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width)
+        if g.isTransposed {
+            // col = im2col(dy) [out·kh·kw, N·H·W]; dx = W · col; dW = x · colᵀ
+            for n in 0..<batchCount {
+                im2col(g, outputGradient.baseAddress! + n * g.outputSize, columns + n * positions, columnStride: width)
+            }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: g.inputChannels * width)
+            defer { scratch.deallocate() }
+            let interleaved = UnsafeMutableBufferPointer(start: scratch, count: g.inputChannels * width)
+            if let weightGradient {
+                interleave(input.baseAddress!, scratch, batch: batchCount, channels: g.inputChannels, spatial: positions)
+                BLAS.gemm(transposeB: .transposed, m: g.inputChannels, n: g.columnRows, k: width,
+                          a: UnsafeBufferPointer(interleaved), lda: width, b: UnsafeBufferPointer(col), ldb: width,
+                          c: weightGradient, ldc: g.columnRows)
+            }
+            if let inputGradient {
+                BLAS.gemm(m: g.inputChannels, n: width, k: g.columnRows, a: weight, lda: g.columnRows,
+                          b: UnsafeBufferPointer(col), ldb: width, c: interleaved, ldc: width)
+                interleave(scratch, inputGradient.baseAddress!, batch: batchCount, channels: g.inputChannels,
+                           spatial: positions, inverse: true)
+            }
+        } else {
+            // dy as [out, N·OH·OW]; dW = dy · im2col(x)ᵀ; dx = col2im(Wᵀ · dy)
+            let dy = UnsafeMutablePointer<Float>.allocate(capacity: g.outputChannels * width)
+            defer { dy.deallocate() }
+            interleave(outputGradient.baseAddress!, dy, batch: batchCount, channels: g.outputChannels, spatial: spatial)
+            let dyMatrix = UnsafeBufferPointer(start: dy, count: g.outputChannels * width)
+            if let weightGradient {
+                for n in 0..<batchCount {
+                    im2col(g, input.baseAddress! + n * g.inputSize, columns + n * positions, columnStride: width)
+                }
+                BLAS.gemm(transposeB: .transposed, m: g.outputChannels, n: g.columnRows, k: width,
+                          a: dyMatrix, lda: width, b: UnsafeBufferPointer(col), ldb: width,
+                          c: weightGradient, ldc: g.columnRows)
+            }
+            if let inputGradient {
+                BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.outputChannels,
+                          a: weight, lda: g.columnRows, b: dyMatrix, ldb: width, c: col, ldc: width)
+                for n in 0..<batchCount {
+                    col2im(g, columns + n * positions, inputGradient.baseAddress! + n * g.inputSize, columnStride: width)
                 }
             }
         }
