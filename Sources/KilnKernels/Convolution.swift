@@ -157,7 +157,7 @@ public enum Convolution {
     public static func forward(
         _ g: ConvolutionGeometry, batchCount: Int,
         input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
-        output: UnsafeMutableBufferPointer<Float>
+        output: UnsafeMutableBufferPointer<Float>, pool: ThreadPool = .shared
     ) {
         validate(g, batchCount, input.count, weight.count, bias?.count, output.count)
         guard batchCount > 0 else { return }
@@ -173,13 +173,15 @@ public enum Convolution {
             BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.inputChannels,
                       a: weight, lda: g.columnRows, b: UnsafeBufferPointer(start: x, count: g.inputChannels * width),
                       ldb: width, c: UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width), ldc: width)
-            for n in 0..<batchCount {
-                col2im(g, columns + n * positions, output.baseAddress! + n * g.outputSize, columnStride: width)
+            let out = output.baseAddress!
+            pool.parallelFor(batchCount) { images in
+                for n in images { col2im(g, columns + n * positions, out + n * g.outputSize, columnStride: width) }
             }
         } else {
             // y[out, N·OH·OW] = W[out, in·kh·kw] · im2col(x), then back to [N][out][OH·OW]
-            for n in 0..<batchCount {
-                im2col(g, input.baseAddress! + n * g.inputSize, columns + n * positions, columnStride: width)
+            let x = input.baseAddress!
+            pool.parallelFor(batchCount) { images in
+                for n in images { im2col(g, x + n * g.inputSize, columns + n * positions, columnStride: width) }
             }
             let y = UnsafeMutablePointer<Float>.allocate(capacity: g.outputChannels * width)
             defer { y.deallocate() }
@@ -206,7 +208,7 @@ public enum Convolution {
         input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
         outputGradient: UnsafeBufferPointer<Float>,
         inputGradient: UnsafeMutableBufferPointer<Float>?, weightGradient: UnsafeMutableBufferPointer<Float>?,
-        biasGradient: UnsafeMutableBufferPointer<Float>?
+        biasGradient: UnsafeMutableBufferPointer<Float>?, pool: ThreadPool = .shared
     ) {
         validate(g, batchCount, input.count, weight.count, nil, outputGradient.count)
         if let inputGradient { requireCount(inputGradient.count, atLeast: batchCount * g.inputSize, "inputGradient") }
@@ -232,8 +234,9 @@ public enum Convolution {
         let col = UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width)
         if g.isTransposed {
             // col = im2col(dy) [out·kh·kw, N·H·W]; dx = W · col; dW = x · colᵀ
-            for n in 0..<batchCount {
-                im2col(g, outputGradient.baseAddress! + n * g.outputSize, columns + n * positions, columnStride: width)
+            let dy = outputGradient.baseAddress!
+            pool.parallelFor(batchCount) { images in
+                for n in images { im2col(g, dy + n * g.outputSize, columns + n * positions, columnStride: width) }
             }
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: g.inputChannels * width)
             defer { scratch.deallocate() }
@@ -257,8 +260,9 @@ public enum Convolution {
             interleave(outputGradient.baseAddress!, dy, batch: batchCount, channels: g.outputChannels, spatial: spatial)
             let dyMatrix = UnsafeBufferPointer(start: dy, count: g.outputChannels * width)
             if let weightGradient {
-                for n in 0..<batchCount {
-                    im2col(g, input.baseAddress! + n * g.inputSize, columns + n * positions, columnStride: width)
+                let x = input.baseAddress!
+                pool.parallelFor(batchCount) { images in
+                    for n in images { im2col(g, x + n * g.inputSize, columns + n * positions, columnStride: width) }
                 }
                 BLAS.gemm(transposeB: .transposed, m: g.outputChannels, n: g.columnRows, k: width,
                           a: dyMatrix, lda: width, b: UnsafeBufferPointer(col), ldb: width,
@@ -267,8 +271,9 @@ public enum Convolution {
             if let inputGradient {
                 BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.outputChannels,
                           a: weight, lda: g.columnRows, b: dyMatrix, ldb: width, c: col, ldc: width)
-                for n in 0..<batchCount {
-                    col2im(g, columns + n * positions, inputGradient.baseAddress! + n * g.inputSize, columnStride: width)
+                let dx = inputGradient.baseAddress!
+                pool.parallelFor(batchCount) { images in
+                    for n in images { col2im(g, columns + n * positions, dx + n * g.inputSize, columnStride: width) }
                 }
             }
         }
