@@ -298,6 +298,69 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
     }
 }
 
+// Prefill tile: four weight rows × four tokens, sixteen accumulators. Each row's nibbles are
+// widened once per block pair and each token's activations loaded once, so the unpacking is
+// shared by four tokens and the activation loads by four rows. Q4_1's m·s term goes into the
+// same accumulator as a second FMA (each of a block's 8 lanes carries 1/8 of it).
+KILN_ALWAYS_INLINE void tile4x4_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow,
+                                     int64_t blockCount, KilnQ8Activations a, int64_t firstToken,
+                                     float *out, int64_t outStride) {
+    const size_t bytes = kiln_quant_block_bytes(type);
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; r++) {
+        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
+    }
+    const int32_t bias = type == KILN_QTYPE_Q4_0 ? 8 : (type == KILN_QTYPE_Q8_0 ? 128 : 0);
+    int64_t b = 0;
+    for (; b + 2 <= blockCount; b += 2) {
+        __m512 aScale[4], aSum[4];
+        __m512i correction[4];
+        for (int t = 0; t < 4; t++) {
+            const int64_t block = (firstToken + t) * blockCount + b;
+            aScale[t] = pair_scale(a.scales[block], a.scales[block + 1]);
+            if (type == KILN_QTYPE_Q4_1) aSum[t] = pair_scale(0.125f * a.sums[block], 0.125f * a.sums[block + 1]);
+            if (bias != 0) {
+                correction[t] = block_pair_correction(bias * a.integerSums[block], bias * a.integerSums[block + 1]);
+            }
+        }
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *p0 = base + (size_t)(firstRow + r) * rowBytes + b * bytes;
+            const uint8_t *p1 = p0 + bytes;
+            const __m512 wScale = pair_scale(_cvtsh_ss(load_u16(p0)), _cvtsh_ss(load_u16(p1)));
+            __m512 wMin = _mm512_setzero_ps();
+            __m512i w;
+            if (type == KILN_QTYPE_Q4_1) {
+                wMin = pair_scale(_cvtsh_ss(load_u16(p0 + 2)), _cvtsh_ss(load_u16(p1 + 2)));
+                w = unpack_nibble_pair(p0 + 4, p1 + 4);
+            } else if (type == KILN_QTYPE_Q4_0) {
+                w = unpack_nibble_pair(p0 + 2, p1 + 2);
+            } else {
+                w = load_q8_pair_biased(p0 + 2, p1 + 2);
+            }
+            for (int t = 0; t < 4; t++) {
+                const int64_t block = (firstToken + t) * blockCount + b;
+                const __m512i av = _mm512_loadu_si512((const void *)(a.values + block * KILN_QK));
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av);
+                if (bias != 0) dot = _mm512_sub_epi32(dot, correction[t]);
+                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), aScale[t]), wScale, acc[r][t]);
+                if (type == KILN_QTYPE_Q4_1) acc[r][t] = _mm512_fmadd_ps(wMin, aSum[t], acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
+        for (int t = 0; t < 4; t++) {
+            float total = _mm512_reduce_add_ps(acc[r][t]);
+            if (b < blockCount) {  // odd tail block
+                const int64_t block = (firstToken + t) * blockCount + b;
+                total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
+                                            a.sums[block]);
+            }
+            out[(firstToken + t) * outStride + firstRow + r] = total;
+        }
+    }
+}
+
 #endif  // KILN_VNNI
 
 // The portable path: one block at a time, same per-block integer sums.
@@ -333,15 +396,28 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
 }
 
 // Tiles: a single activation row (decode) takes weight rows four at a time; a batch (prefill)
-// takes each weight row against four activation rows, so every block is unpacked once per four
-// tokens. Specialized per type so the inner branches fold away.
+// takes four weight rows against four activation rows, so every block is unpacked once per four
+// tokens and every activation block loaded once per four rows. Specialized per type so the inner
+// branches fold away.
+#if KILN_VNNI
+#define KILN_TILE4x4(TYPE, r, t) tile4x4_vnni(TYPE, base, rowBytes, r, blockCount, a, t, out, outStride)
+#else
+#define KILN_TILE4x4(TYPE, r, t) tile_portable(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, out, outStride)
+#endif
+
 #define KILN_MATMUL_BODY(TYPE)                                                                       \
     if (tokenCount == 1) {                                                                           \
         int64_t r = rowBegin;                                                                        \
         for (; r + 4 <= rowEnd; r += 4) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, 0, 1, out, outStride); \
         for (; r < rowEnd; r++) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, 0, 1, out, outStride);       \
     } else {                                                                                         \
-        for (int64_t r = rowBegin; r < rowEnd; r++) {                                                \
+        int64_t r = rowBegin;                                                                        \
+        for (; r + 4 <= rowEnd; r += 4) {                                                            \
+            int64_t t = 0;                                                                           \
+            for (; t + 4 <= tokenCount; t += 4) KILN_TILE4x4(TYPE, r, t);                            \
+            for (; t < tokenCount; t++) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, out, outStride); \
+        }                                                                                            \
+        for (; r < rowEnd; r++) {                                                                    \
             int64_t t = 0;                                                                           \
             for (; t + 4 <= tokenCount; t += 4) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, t, 4, out, outStride); \
             for (; t < tokenCount; t++) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, t, 1, out, outStride);       \
