@@ -76,8 +76,69 @@ public final class QuantizedActivations: @unchecked Sendable {
     }
 }
 
+/// One quantized weight matrix and where its product goes, for `QuantizedOps.matmul(group:…)`.
+/// Build these once (weights and output buffers live as long as the model) and reuse them.
+public struct QuantizedMatrix: @unchecked Sendable {
+    public var type: QuantizationType
+    /// rows × columns weights in `type` blocks, row-major.
+    public var weights: UnsafeRawBufferPointer
+    public var rows: Int
+    /// [tokens][outputStride] results; row r of token t at t·outputStride + r.
+    public var output: UnsafeMutableBufferPointer<Float>
+    public var outputStride: Int
+
+    public init(type: QuantizationType, weights: UnsafeRawBufferPointer, rows: Int,
+                output: UnsafeMutableBufferPointer<Float>, outputStride: Int? = nil) {
+        self.type = type
+        self.weights = weights
+        self.rows = rows
+        self.output = output
+        self.outputStride = outputStride ?? rows
+    }
+}
+
 /// Products of quantized weights with quantized activations, computed on the blocks directly.
 public enum QuantizedOps {
+    /// Several matrices that read the same activations (a layer's Q, K and V projections; the
+    /// feed-forward gate and up) in one parallel dispatch: their rows are split across the threads
+    /// as if stacked, so there is one synchronization instead of one per matrix.
+    public static func matmul(group: [QuantizedMatrix], activations: QuantizedActivations, pool: ThreadPool = .shared) {
+        let tokens = activations.rowCount
+        var totalRows = 0
+        for m in group {
+            validate(m.type, m.weights.count, m.rows, activations, m.output.count, m.outputStride)
+            totalRows += m.rows
+        }
+        guard totalRows > 0 && tokens > 0 else { return }
+        let a = activations.raw, blocks = Int64(activations.blockCount), columns = activations.columns
+        let grain = tokens == 1
+            ? (totalRows + pool.threadCount - 1) / pool.threadCount
+            : max(1, 16_384 / max(1, columns * tokens))
+        pool.parallelFor(totalRows, grain: grain) { range in
+            var first = 0  // global index of matrix m's row 0
+            for m in group {
+                let lower = max(range.lowerBound, first), upper = min(range.upperBound, first + m.rows)
+                if lower < upper {
+                    kiln_quant_matmul(m.type.rawValue, m.weights.baseAddress!, m.type.rowBytes(columns: columns),
+                                      Int64(lower - first), Int64(upper - first), blocks, a, Int64(tokens),
+                                      m.output.baseAddress!, Int64(m.outputStride))
+                }
+                first += m.rows
+            }
+        }
+    }
+
+    static func validate(
+        _ type: QuantizationType, _ weightBytes: Int, _ rows: Int, _ activations: QuantizedActivations,
+        _ outputCount: Int, _ outputStride: Int, kernel: StaticString = #function
+    ) {
+        let tokens = activations.rowCount
+        kernelRequire(rows >= 0, "rows must be non-negative, got \(rows)", kernel: kernel)
+        kernelRequire(outputStride >= rows, "outputStride \(outputStride) is smaller than rows \(rows)", kernel: kernel)
+        requireCount(weightBytes, atLeast: rows * type.rowBytes(columns: activations.columns), "weights (bytes)", kernel: kernel)
+        if tokens > 0 && rows > 0 { requireCount(outputCount, atLeast: (tokens - 1) * outputStride + rows, "output", kernel: kernel) }
+    }
+
     /// out[t·outputStride + r] = Σ_c W[r, c] · x[t, c] for rows r < rows and the activation rows t
     /// last quantized into `activations`. W is `rows` × `activations.columns` in `type` blocks.
     /// Rows are split across `pool`; each weight block is unpacked once per four activation rows.
@@ -89,10 +150,7 @@ public enum QuantizedOps {
         let tokens = activations.rowCount
         let stride = outputStride ?? rows
         let rowBytes = type.rowBytes(columns: activations.columns)
-        kernelRequire(rows >= 0, "rows must be non-negative, got \(rows)")
-        kernelRequire(stride >= rows, "outputStride \(stride) is smaller than rows \(rows)")
-        requireCount(weights.count, atLeast: rows * rowBytes, "weights (bytes)")
-        if tokens > 0 && rows > 0 { requireCount(output.count, atLeast: (tokens - 1) * stride + rows, "output") }
+        validate(type, weights.count, rows, activations, output.count, stride, kernel: "matmul")
         guard rows > 0 && tokens > 0 else { return }
         let w = weights.baseAddress!, out = output.baseAddress!, a = activations.raw
         let blocks = Int64(activations.blockCount)
