@@ -110,6 +110,30 @@ import Testing
         }
     }
 
+    /// Matrices that share an input, dispatched together, give exactly what each gives alone.
+    @Test(arguments: [1, 5]) func groupMatchesSeparateProducts(tokens: Int) {
+        var rng = SeededGenerator(seed: 36)
+        let columns = 96
+        let shapes: [(QuantizationType, Int)] = [(.q4_1, 37), (.q8_0, 8), (.q4_0, 21)]
+        let weights = shapes.map { Self.randomBlocks($0.0, blocks: $0.1 * columns / 32, rng: &rng) }
+        let x = Self.activations(tokens * columns, rng: &rng)
+        let q = QuantizedActivations(columns: columns, rows: tokens)
+        q.quantize(x.buffer, rows: tokens)
+        var grouped = shapes.map { [Float](repeating: .nan, count: tokens * $0.1) }
+        var separate = grouped
+        weights[0].withUnsafeBytes { w0 in weights[1].withUnsafeBytes { w1 in weights[2].withUnsafeBytes { w2 in
+            let raw = [w0, w1, w2]
+            let matrices = (0..<3).map { i in
+                QuantizedMatrix(type: shapes[i].0, weights: raw[i], rows: shapes[i].1, output: grouped[i].mutableBuffer)
+            }
+            QuantizedOps.matmul(group: matrices, activations: q)
+            for i in 0..<3 {
+                QuantizedOps.matmul(shapes[i].0, weights: raw[i], rows: shapes[i].1, activations: q, output: separate[i].mutableBuffer)
+            }
+        } } }
+        #expect(grouped == separate)
+    }
+
     @Test func halfAndBFloatConversions() {
         var rng = SeededGenerator(seed: 35)
         var halves: [UInt16] = [0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x3C00, 0x7BFF, 0x7C00, 0xFC00, 0x7E00]
