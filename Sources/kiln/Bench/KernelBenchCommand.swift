@@ -57,7 +57,7 @@ struct KernelBenchCommand: ParsableCommand {
                 openBLASCoreChosenBy: cpu.openBLASOverride == nil ? "OpenBLAS" : (OpenBLASCore.wasSelectedByKiln ? "kiln" : "OPENBLAS_CORETYPE"),
                 vnni: QuantizedOps.usesVNNI, threads: threadCount, rows: bench.rows)
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
     }
@@ -125,6 +125,12 @@ struct KernelBench {
 
     func time(_ body: () -> Void) -> Timing { Timing.measure(reps: reps, minSeconds: minSeconds, body) }
 
+    /// A transient line on a terminal's stderr while slow set-up runs (nothing when piped or --json).
+    func status(_ message: String?) {
+        guard !quiet, isatty(STDERR_FILENO) != 0 else { return }
+        FileHandle.standardError.write(Data((message.map { "\r\($0)" } ?? "\r\u{1B}[K").utf8))
+    }
+
     // MARK: memory
 
     /// Bytes a working set needs to stream from DRAM rather than cache: twice the last-level cache
@@ -179,7 +185,9 @@ struct KernelBench {
             for group in groups { for (rows, columns) in group { oneToken += rows * QuantizationType.q4_1.rowBytes(columns: columns) } }
         }
         let copies = max(1, (Self.dramWorkingSet + oneToken - 1) / oneToken)
+        status("preparing \((oneToken * copies) >> 20) MB of Q4_1 weights…")
         let weights = Self.randomBlocks(.q4_1, bytes: oneToken, copies: copies)
+        status(nil)
         let x576 = QuantizedActivations(columns: hidden), x1536 = QuantizedActivations(columns: ffn)
         var rng = SystemRandomNumberGenerator()
         let inputs = (0..<ffn).map { _ in Float.random(in: -1...1, using: &rng) }
