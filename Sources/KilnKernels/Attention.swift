@@ -8,9 +8,11 @@ import Glibc
 /// (bidirectional with a key-padding mask) and the image models' self-attention (scale 1, value
 /// dimension ≠ key dimension).
 ///
-/// Work is split into tiles: one (batch, KV head) and a run of queries, covering every query head
-/// that shares the KV head. A tile transposes each key block once, then scores four rows at a
-/// time as outer products (16 vector accumulators) and accumulates P·V the same way.
+/// Each call first transposes every KV head's keys (Kᵀ, padded to whole blocks). Work is then
+/// split into tiles: one (batch, KV head) and a run of queries, covering every query head that
+/// shares the KV head. A tile scores four rows at a time as outer products with Kᵀ (16 vector
+/// accumulators) and accumulates P·V the same way. Decode-sized calls (fewer than four rows per
+/// KV head) skip the transposition and go row by row.
 public enum Attention {
     /// Keys scored per online-softmax step.
     static let keyBlock = 64
