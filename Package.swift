@@ -5,6 +5,7 @@
 //   C shims      CKilnBLAS (OpenBLAS cblas), CKilnPNG (libpng), CKilnSentencePiece (C header over the
 //                C++ library), CKilnKernels (C intrinsics Swift cannot express: VNNI integer dots)
 //   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
+//   formats      KilnFormats  GGUF (memory-mapped, validated), independent of the kernels
 //   apps         kiln         the command-line tool
 import PackageDescription
 
@@ -19,6 +20,7 @@ let package = Package(
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "KilnKernels", targets: ["KilnKernels"]),
+        .library(name: "KilnFormats", targets: ["KilnFormats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,6 +40,8 @@ let package = Package(
             dependencies: ["CKilnBLAS", "CKilnKernels"],
             swiftSettings: nativeSwift
         ),
+        // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
+        .target(name: "KilnFormats", swiftSettings: nativeSwift),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -51,6 +55,7 @@ let package = Package(
         // Test-only helpers: seeded randomness, error measures, fixture paths, an .npz reader.
         .target(name: "KilnTestSupport", swiftSettings: nativeSwift),
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
+        .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",
             dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS", "KilnTestSupport"],
