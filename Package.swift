@@ -6,6 +6,7 @@
 //                C++ library), CKilnKernels (C intrinsics Swift cannot express: VNNI integer dots)
 //   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
 //   formats      KilnFormats  GGUF (memory-mapped, validated), independent of the kernels
+//   tokenizers   KilnTokenizers  the Tokenizer protocol and byte-level BPE, independent of the rest
 //   apps         kiln         the command-line tool
 import PackageDescription
 
@@ -21,6 +22,7 @@ let package = Package(
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "KilnKernels", targets: ["KilnKernels"]),
         .library(name: "KilnFormats", targets: ["KilnFormats"]),
+        .library(name: "KilnTokenizers", targets: ["KilnTokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,6 +44,8 @@ let package = Package(
         ),
         // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
         .target(name: "KilnFormats", swiftSettings: nativeSwift),
+        // Tokenizers behind one protocol: depends on nothing of Kiln's (vocabularies come in as arrays).
+        .target(name: "KilnTokenizers", swiftSettings: nativeSwift),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -56,6 +60,9 @@ let package = Package(
         .target(name: "KilnTestSupport", swiftSettings: nativeSwift),
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
+        .testTarget(
+            name: "KilnTokenizersTests", dependencies: ["KilnTokenizers", "KilnFormats", "KilnTestSupport"],
+            swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",
             dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS", "KilnTestSupport"],

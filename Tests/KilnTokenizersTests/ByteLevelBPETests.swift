@@ -1,0 +1,106 @@
+import Foundation
+import KilnFormats
+import KilnTestSupport
+@testable import KilnTokenizers
+import Testing
+
+/// Byte-level BPE against llama.cpp's own tokenizer test suite (every case of the GPT-2, Llama 3,
+/// Qwen 2 and StarCoder vocabularies) and against SmolLM2 as llama.cpp tokenizes it.
+@Suite struct ByteLevelBPETests {
+    struct VocabCase: Decodable {
+        let text: String
+        let ids: [Int]
+    }
+
+    struct VocabFixture: Decodable {
+        let vocab_file: String
+        let cases: [VocabCase]
+    }
+
+    @Test(arguments: ["gpt-2", "llama-bpe", "qwen2", "starcoder"])
+    func matchesLlamaCppVocabularyTests(name: String) throws {
+        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let fixtureURL = directory.appendingPathComponent("ggml-vocab-\(name).json")
+        guard FileManager.default.fileExists(atPath: fixtureURL.path) else {
+            Issue.record("missing fixture \(fixtureURL.path)")
+            return
+        }
+        let fixture = try JSONDecoder().decode(VocabFixture.self, from: Data(contentsOf: fixtureURL))
+        let file = try GGUFFile(path: directory.appendingPathComponent(fixture.vocab_file).path)
+        let tokenizer = try byteLevelTokenizer(from: file)
+        var failures = 0
+        for c in fixture.cases {
+            let ids = tokenizer.encode(c.text, addSpecial: false, parseSpecial: false)
+            if ids != c.ids {
+                failures += 1
+                let got = ids.map { tokenizer.piece(for: $0) ?? "?" }, want = c.ids.map { tokenizer.piece(for: $0) ?? "?" }
+                Issue.record("\(name): \(c.text.debugDescription)\n  got  \(got)\n  want \(want)")
+            }
+            if failures > 5 { break }
+        }
+    }
+
+    struct SmolCase: Decodable {
+        let id: String
+        let text: String
+        let ids: [Int]
+        let ids_no_special: [Int]
+        let detok: String
+        let detok_drop_special: String
+    }
+
+    struct SmolFixture: Decodable {
+        let cases: [SmolCase]
+    }
+
+    @Test func matchesSmolLM2AsLlamaCppTokenizesIt() throws {
+        let model = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        guard FileManager.default.fileExists(atPath: model) else {
+            if Fixtures.isCI { Issue.record("model file missing: \(model) (run scripts/setup)") }
+            return
+        }
+        let tokenizer = try byteLevelTokenizer(from: try GGUFFile(path: model))
+        #expect(tokenizer.preTokenizer == .digitsThenGPT2)
+        let fixture = try JSONDecoder().decode(
+            SmolFixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/llm/tokenization.json")))
+        for c in fixture.cases {
+            #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == c.ids, "\(c.id) special")
+            #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: false) == c.ids_no_special, "\(c.id) plain")
+            #expect(try tokenizer.decode(c.ids, skipSpecial: false) == c.detok, "\(c.id) detok")
+            #expect(try tokenizer.decode(c.ids, skipSpecial: true) == c.detok_drop_special, "\(c.id) detok drop")
+        }
+    }
+
+    @Test func byteLevelMappingByHand() {
+        #expect(ByteLevel.encode(Array(" a\n".utf8)) == "Ġa\u{010A}")
+        #expect(ByteLevel.decode("Ġa\u{010A}") == Array(" a\n".utf8))
+        #expect(ByteLevel.encode(Array("€".utf8)) == "âĤ¬")  // E2 82 AC; 0x82 is shifted to U+0124
+        // Every byte maps to a distinct character and back.
+        let all = (0...255).map(UInt8.init)
+        #expect(ByteLevel.decode(ByteLevel.encode(all)) == all)
+    }
+
+    @Test func preTokenizerSplitsByHand() {
+        func split(_ text: String, _ p: PreTokenizer) -> [String] {
+            let scalars = Array(text.unicodeScalars)
+            return p.split(scalars).map { String(String.UnicodeScalarView(scalars[$0])) }
+        }
+        #expect(split("Hello  world's 123!!\n", .gpt2) == ["Hello", " ", " world", "'s", " 123", "!!", "\n"])
+        #expect(split("a 123", .digitsThenGPT2) == ["a", " ", "1", "2", "3"])
+        #expect(split("I'VE 12345 (ok)\n\n x", .llama3) == ["I", "'VE", " ", "123", "45", " (", "ok", ")\n\n", " x"])
+        #expect(split("12345", .qwen2) == ["1", "2", "3", "4", "5"])
+    }
+
+    @Test func rejectsBadVocabularies() {
+        #expect(throws: TokenizerError.invalidVocabulary("no tokens")) {
+            try ByteLevelBPETokenizer(tokens: [], merges: [], preTokenizer: .gpt2)
+        }
+        #expect(throws: TokenizerError.self) {
+            try ByteLevelBPETokenizer(tokens: ["a"], merges: ["a"], preTokenizer: .gpt2)
+        }
+        #expect(throws: TokenizerError.self) {
+            try ByteLevelBPETokenizer(tokens: ["a"], merges: [], preTokenizer: .gpt2, specialTokens: SpecialTokens(eos: 7))
+        }
+        #expect(throws: TokenizerError.unknownPreTokenizer("mystery")) { try PreTokenizer(ggufName: "mystery") }
+    }
+}
