@@ -16,8 +16,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     private let kinds: [TokenKind]
     private let ids: [String: Int]
     private let ranks: [String: Int]  // "left right" → merge rank
-    /// Special-token texts matched in input, longest first: (text, id, is control).
-    private let specials: [(text: String, id: Int, control: Bool)]
+    private let splitter: SpecialTokenSplitter
 
     /// - Parameters:
     ///   - tokens: the vocabulary, in byte-level form, indexed by id.
@@ -28,26 +27,11 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         specialTokens: SpecialTokens = SpecialTokens(), addsBOS: Bool = false, addsEOS: Bool = false,
         ignoresMerges: Bool = false
     ) throws {
-        guard !tokens.isEmpty else { throw TokenizerError.invalidVocabulary("no tokens") }
-        if let kinds, kinds.count != tokens.count {
-            throw TokenizerError.invalidVocabulary("\(kinds.count) token types for \(tokens.count) tokens")
-        }
-        for (name, id) in [("bos", specialTokens.bos), ("eos", specialTokens.eos), ("pad", specialTokens.pad),
-                           ("unknown", specialTokens.unknown)] {
-            if let id, !(0..<tokens.count).contains(id) {
-                throw TokenizerError.invalidVocabulary("\(name) id \(id) is outside the vocabulary of \(tokens.count)")
-            }
-        }
-        if let bad = specialTokens.endOfGeneration.first(where: { !(0..<tokens.count).contains($0) }) {
-            throw TokenizerError.invalidVocabulary("end-of-generation id \(bad) is outside the vocabulary of \(tokens.count)")
-        }
+        try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         vocabularySize = tokens.count
         pieces = tokens
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
-        var ids: [String: Int] = [:]
-        ids.reserveCapacity(tokens.count)
-        for (id, token) in tokens.enumerated() where ids[token] == nil { ids[token] = id }
-        self.ids = ids
+        ids = indexTokens(tokens)
         var ranks: [String: Int] = [:]
         ranks.reserveCapacity(merges.count)
         for (rank, merge) in merges.enumerated() {
@@ -58,10 +42,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
             if ranks[merge] == nil { ranks[merge] = rank }
         }
         self.ranks = ranks
-        specials = self.kinds.enumerated()
-            .filter { ($0.element == .control || $0.element == .userDefined) && !tokens[$0.offset].isEmpty }
-            .map { (tokens[$0.offset], $0.offset, $0.element == .control) }
-            .sorted { $0.text.utf8.count > $1.text.utf8.count }
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds)
         self.specialTokens = specialTokens
         self.preTokenizer = preTokenizer
         self.addsBOS = addsBOS
@@ -78,7 +59,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
         var out: [Int] = []
         if addSpecial && addsBOS, let bos = specialTokens.bos { out.append(bos) }
-        for fragment in partition(text, parseSpecial: parseSpecial) {
+        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
             switch fragment {
             case .special(let id): out.append(id)
             case .text(let t): encodePlain(t, into: &out)
@@ -86,35 +67,6 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         }
         if addSpecial && addsEOS, let eos = specialTokens.eos { out.append(eos) }
         return out
-    }
-
-    enum Fragment {
-        case text(Substring)
-        case special(Int)
-    }
-
-    /// Splits out special-token text, longest tokens first (llama.cpp's order). User-defined
-    /// tokens are always matched; control tokens only when `parseSpecial` is set.
-    func partition(_ text: String, parseSpecial: Bool) -> [Fragment] {
-        var fragments: [Fragment] = [.text(Substring(text))]
-        for special in specials where parseSpecial || !special.control {
-            var next: [Fragment] = []
-            for fragment in fragments {
-                guard case .text(var rest) = fragment else {
-                    next.append(fragment)
-                    continue
-                }
-                // Matched on scalars, not Characters: a combining mark after a token must not hide it.
-                while let match = rest.unicodeScalars.firstRange(of: special.text.unicodeScalars) {
-                    if match.lowerBound > rest.startIndex { next.append(.text(rest[rest.startIndex..<match.lowerBound])) }
-                    next.append(.special(special.id))
-                    rest = rest[match.upperBound...]
-                }
-                if !rest.isEmpty { next.append(.text(rest)) }
-            }
-            fragments = next
-        }
-        return fragments
     }
 
     func encodePlain(_ text: Substring, into out: inout [Int]) {

@@ -1,0 +1,178 @@
+/// SentencePiece-style BPE as GGUF stores it (`tokenizer.ggml.model = llama`): spaces become `▁`,
+/// a `▁` is prepended to text that starts the input or follows a special token, adjacent pieces
+/// merge highest score first (leftmost on ties) while their concatenation is in the vocabulary,
+/// and characters the vocabulary lacks fall back to `<0xNN>` byte tokens.
+public final class ScoredBPETokenizer: Tokenizer {
+    public let vocabularySize: Int
+    public let specialTokens: SpecialTokens
+    public let addsBOS: Bool
+    public let addsEOS: Bool
+    /// Prefix text with `▁` (GGUF `tokenizer.ggml.add_space_prefix`, default true).
+    public let addsSpacePrefix: Bool
+
+    private let pieces: [String]
+    private let scores: [Float]
+    private let kinds: [TokenKind]
+    private let ids: [String: Int]
+    private let byteTokens: [Int?]  // byte → id of <0xNN>
+    private let splitter: SpecialTokenSplitter
+
+    public init(
+        tokens: [String], scores: [Float], kinds: [TokenKind]? = nil, specialTokens: SpecialTokens = SpecialTokens(),
+        addsBOS: Bool = true, addsEOS: Bool = false, addsSpacePrefix: Bool = true
+    ) throws {
+        try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
+        guard scores.count == tokens.count else {
+            throw TokenizerError.invalidVocabulary("\(scores.count) scores for \(tokens.count) tokens")
+        }
+        vocabularySize = tokens.count
+        pieces = tokens
+        self.scores = scores
+        self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
+        ids = indexTokens(tokens)
+        byteTokens = (0..<256).map { [ids] byte in
+            let hex = String(byte, radix: 16, uppercase: true)
+            return ids["<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"]
+        }
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds)
+        self.specialTokens = specialTokens
+        self.addsBOS = addsBOS
+        self.addsEOS = addsEOS
+        self.addsSpacePrefix = addsSpacePrefix
+    }
+
+    public func piece(for id: Int) -> String? { pieces.indices.contains(id) ? pieces[id] : nil }
+    public func id(for piece: String) -> Int? { ids[piece] }
+
+    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
+        var out: [Int] = []
+        if addSpecial && addsBOS, let bos = specialTokens.bos { out.append(bos) }
+        var afterSpecial = true  // the input's start counts as following a special token
+        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
+            switch fragment {
+            case .special(let id):
+                out.append(id)
+                afterSpecial = true
+            case .text(let t):
+                var escaped = (addsSpacePrefix && afterSpecial ? " " : "") + t
+                escaped = String(String.UnicodeScalarView(escaped.unicodeScalars.map { $0 == " " ? "\u{2581}" : $0 }))
+                encodeEscaped(escaped, into: &out)
+                afterSpecial = false
+            }
+        }
+        if addSpecial && addsEOS, let eos = specialTokens.eos { out.append(eos) }
+        return out
+    }
+
+    /// The merge loop over one fragment: a doubly linked list of symbols and a max-heap of
+    /// candidate pairs keyed by (score, leftmost), as llama.cpp's SPM tokenizer runs it.
+    private func encodeEscaped(_ text: String, into out: inout [Int]) {
+        let characters = text.unicodeScalars.map { String($0) }
+        guard !characters.isEmpty else { return }
+        var symbols = characters
+        var previous = Array(-1..<(characters.count - 1))
+        var next = Array(1...characters.count)
+        next[characters.count - 1] = -1
+        var alive = [Bool](repeating: true, count: characters.count)
+        var heap = PairHeap()
+        func consider(_ left: Int, _ right: Int) {
+            guard left >= 0, right >= 0, let id = ids[symbols[left] + symbols[right]] else { return }
+            heap.push(Pair(score: scores[id], left: left, right: right, length: symbols[left].utf8.count + symbols[right].utf8.count))
+        }
+        for i in 0..<(characters.count - 1) { consider(i, i + 1) }
+        while let pair = heap.pop() {
+            // Skip pairs made stale by an earlier merge.
+            guard alive[pair.left], alive[pair.right], next[pair.left] == pair.right,
+                  symbols[pair.left].utf8.count + symbols[pair.right].utf8.count == pair.length else { continue }
+            symbols[pair.left] += symbols[pair.right]
+            alive[pair.right] = false
+            next[pair.left] = next[pair.right]
+            if next[pair.left] >= 0 { previous[next[pair.left]] = pair.left }
+            consider(previous[pair.left], pair.left)
+            consider(pair.left, next[pair.left])
+        }
+        var i = 0
+        while i >= 0 {
+            if let id = ids[symbols[i]] {
+                out.append(id)
+            } else {
+                for byte in symbols[i].utf8 {
+                    if let id = byteTokens[Int(byte)] ?? specialTokens.unknown { out.append(id) }
+                }
+            }
+            i = next[i]
+        }
+    }
+
+    public func bytes(for id: Int, skipSpecial: Bool) throws -> [UInt8] {
+        guard pieces.indices.contains(id) else { throw TokenizerError.idOutOfRange(id, vocabularySize: vocabularySize) }
+        switch kinds[id] {
+        case .control: return skipSpecial ? [] : Array(pieces[id].utf8)
+        case .byte:
+            if let byte = UInt8(pieces[id].dropFirst(3).dropLast(), radix: 16), pieces[id].hasPrefix("<0x") { return [byte] }
+            return Array(pieces[id].utf8)
+        case .userDefined: return Array(pieces[id].utf8)
+        default: return Array(pieces[id].replacingSpaceMarks().utf8)
+        }
+    }
+
+    /// Text of `ids`; the `▁` added as a prefix at the start is removed again.
+    public func decode(_ ids: [Int], skipSpecial: Bool) throws -> String {
+        var utf8: [UInt8] = []
+        for id in ids { utf8 += try bytes(for: id, skipSpecial: skipSpecial) }
+        if addsSpacePrefix, utf8.first == 0x20 { utf8.removeFirst() }
+        return String(decoding: utf8, as: UTF8.self)
+    }
+}
+
+struct Pair {
+    let score: Float
+    let left: Int
+    let right: Int
+    let length: Int
+
+    /// Higher score first, then the leftmost.
+    func outranks(_ other: Pair) -> Bool { score > other.score || (score == other.score && left < other.left) }
+}
+
+/// A binary max-heap of candidate merges.
+struct PairHeap {
+    private var items: [Pair] = []
+
+    mutating func push(_ pair: Pair) {
+        items.append(pair)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i].outranks(items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Pair? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var best = i
+                if l < items.count && items[l].outranks(items[best]) { best = l }
+                if r < items.count && items[r].outranks(items[best]) { best = r }
+                if best == i { break }
+                items.swapAt(i, best)
+                i = best
+            }
+        }
+        return top
+    }
+}
+
+extension String {
+    /// `▁` (U+2581) back to spaces.
+    func replacingSpaceMarks() -> String {
+        String(String.UnicodeScalarView(unicodeScalars.map { $0 == "\u{2581}" ? " " : $0 }))
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import KilnFormats
+import KilnTestSupport
+import KilnTokenizers
+import Testing
+
+/// SentencePiece-style BPE against llama.cpp's vocab tests for Llama (SPM) and Phi-3.
+@Suite struct ScoredBPETests {
+    struct VocabCase: Decodable {
+        let text: String
+        let ids: [Int]
+    }
+
+    struct VocabFixture: Decodable {
+        let vocab_file: String
+        let cases: [VocabCase]
+    }
+
+    @Test(arguments: ["llama-spm", "phi-3"]) func matchesLlamaCppVocabularyTests(name: String) throws {
+        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let fixtureURL = directory.appendingPathComponent("ggml-vocab-\(name).json")
+        guard FileManager.default.fileExists(atPath: fixtureURL.path) else {
+            Issue.record("missing fixture \(fixtureURL.path)")
+            return
+        }
+        let fixture = try JSONDecoder().decode(VocabFixture.self, from: Data(contentsOf: fixtureURL))
+        let tokenizer = try scoredTokenizer(from: try GGUFFile(path: directory.appendingPathComponent(fixture.vocab_file).path))
+        var failures = 0
+        for c in fixture.cases {
+            let ids = tokenizer.encode(c.text, addSpecial: false, parseSpecial: false)
+            if ids != c.ids {
+                failures += 1
+                let got = ids.map { tokenizer.piece(for: $0) ?? "?" }, want = c.ids.map { tokenizer.piece(for: $0) ?? "?" }
+                Issue.record("\(name): \(c.text.debugDescription)\n  got  \(got)\n  want \(want)")
+            }
+            // Decoding gives the text back (SentencePiece is lossless here).
+            if failures == 0 { #expect(try tokenizer.decode(ids, skipSpecial: true) == c.text, "\(name) round trip \(c.text.debugDescription)") }
+            if failures > 5 { break }
+        }
+        #expect(tokenizer.encode("", addSpecial: true, parseSpecial: false) == [1])
+    }
+
+    @Test func mergesByScoreByHand() throws {
+        // "ab" outscores "bc": "abc" → ["▁", "ab", "c"]; "xyz" falls back to bytes.
+        let tokens = ["<unk>", "▁", "a", "b", "c", "ab", "bc", "<0x78>", "<0x79>", "<0x7A>"]
+        let scores: [Float] = [0, -1, -1, -1, -1, -2, -3, 0, 0, 0]
+        let kinds: [TokenKind] = [.unknown, .normal, .normal, .normal, .normal, .normal, .normal, .byte, .byte, .byte]
+        let t = try ScoredBPETokenizer(tokens: tokens, scores: scores, kinds: kinds, specialTokens: SpecialTokens(unknown: 0))
+        #expect(t.encode("abc", addSpecial: false, parseSpecial: false) == [1, 5, 4])
+        #expect(t.encode("xyz", addSpecial: false, parseSpecial: false) == [1, 7, 8, 9])
+        #expect(try t.decode([1, 5, 4, 7, 8, 9], skipSpecial: true) == "abcxyz")
+    }
+}
