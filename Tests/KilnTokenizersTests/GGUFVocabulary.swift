@@ -34,3 +34,14 @@ func scoredTokenizer(from file: GGUFFile) throws -> ScoredBPETokenizer {
         addsBOS: flag("tokenizer.ggml.add_bos_token") ?? true, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
         addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true)
 }
+
+/// Builds a WordPiece tokenizer from a GGUF whose `tokenizer.ggml.model` is `bert`.
+func wordPieceTokenizer(from file: GGUFFile) throws -> WordPieceTokenizer {
+    let tokens = try file.strings("tokenizer.ggml.tokens")
+    let kinds = try file.array("tokenizer.ggml.token_type").integers?.map { TokenKind(rawValue: $0) ?? .normal }
+    func id(_ key: String) -> Int? { file[key]?.integer }
+    return try WordPieceTokenizer(
+        tokens: tokens, kinds: kinds, marking: .wordStartPrefix("\u{2581}"),
+        specialTokens: SpecialTokens(pad: id("tokenizer.ggml.padding_token_id"), unknown: id("tokenizer.ggml.unknown_token_id")),
+        classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"))
+}

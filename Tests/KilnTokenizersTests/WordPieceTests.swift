@@ -1,0 +1,72 @@
+import Foundation
+import KilnFormats
+import KilnTestSupport
+import KilnTokenizers
+import Testing
+
+/// WordPiece from a Hugging Face tokenizer.json (all-MiniLM-L6-v2, against the ids
+/// sentence-transformers produced) and from a GGUF (llama.cpp's BERT vocab tests).
+@Suite struct WordPieceTests {
+    struct Item: Decodable {
+        let id: String
+        let text: String
+        let input_ids: [Int]
+    }
+
+    struct Fixture: Decodable {
+        let items: [Item]
+    }
+
+    @Test func miniLMMatchesSentenceTransformers() throws {
+        let path = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/all-MiniLM-L6-v2/tokenizer.json")
+        guard FileManager.default.fileExists(atPath: path.path) else {
+            if Fixtures.isCI { Issue.record("model file missing: \(path.path) (run scripts/setup)") }
+            return
+        }
+        let tokenizer = try #require(try TokenizerJSON.load(contentsOf: path) as? WordPieceTokenizer)
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/embeddings/embeddings.json")))
+        #expect(fixture.items.count == 100)
+        for item in fixture.items {
+            // sentence-transformers truncates at max_seq_length 256, [CLS] and [SEP] included.
+            let ids = tokenizer.encode(item.text, addSpecial: true, parseSpecial: false, maximumLength: 256)
+            #expect(ids == item.input_ids, "\(item.id): \(item.text.prefix(60).debugDescription)")
+        }
+        let ids = tokenizer.encode("Crème brûlée, isn't it?", addSpecial: true, parseSpecial: false)
+        #expect(try tokenizer.decode(ids, skipSpecial: true) == "creme brulee, isn't it?")
+    }
+
+    struct VocabCase: Decodable {
+        let text: String
+        let ids: [Int]
+    }
+
+    struct VocabFixture: Decodable {
+        let vocab_file: String
+        let cases: [VocabCase]
+    }
+
+    @Test func bertGGUFMatchesLlamaCpp() throws {
+        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let fixture = try JSONDecoder().decode(VocabFixture.self, from: Data(contentsOf: directory.appendingPathComponent("ggml-vocab-bert-bge.json")))
+        let tokenizer = try wordPieceTokenizer(from: try GGUFFile(path: directory.appendingPathComponent(fixture.vocab_file).path))
+        var failures = 0
+        for c in fixture.cases {
+            let ids = tokenizer.encode(c.text, addSpecial: false, parseSpecial: false)
+            if ids != c.ids {
+                failures += 1
+                let got = ids.map { tokenizer.piece(for: $0) ?? "?" }, want = c.ids.map { tokenizer.piece(for: $0) ?? "?" }
+                Issue.record("\(c.text.debugDescription)\n  got  \(got)\n  want \(want)")
+            }
+            if failures > 5 { break }
+        }
+        #expect(tokenizer.encode("Hello", addSpecial: true, parseSpecial: false).first == 101)
+    }
+
+    @Test func unsupportedComponentsAreNamed() {
+        let unigram = Data(#"{"model": {"type": "Unigram", "vocab": []}}"#.utf8)
+        #expect { _ = try TokenizerJSON.load(unigram) } throws: { "\($0)".contains("Unigram") }
+        let normalizer = Data(#"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}, "normalizer": {"type": "NFKC"}}"#.utf8)
+        #expect { _ = try TokenizerJSON.load(normalizer) } throws: { "\($0)".contains("NFKC") }
+        #expect { _ = try TokenizerJSON.load(Data("not json".utf8)) } throws: { "\($0)".contains("does not parse") }
+    }
+}
