@@ -6,7 +6,8 @@
 //                C++ library), CKilnKernels (C intrinsics Swift cannot express: VNNI integer dots)
 //   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
 //   formats      KilnFormats  GGUF (memory-mapped, validated), independent of the kernels
-//   tokenizers   KilnTokenizers  the Tokenizer protocol and byte-level BPE, independent of the rest
+//   tokenizers   KilnTokenizers  the Tokenizer protocol: byte-level BPE, SentencePiece, WordPiece
+//   models       KilnTransformer GGUF → tokenizer today; the Llama and BERT models as they land
 //   apps         kiln         the command-line tool
 import PackageDescription
 
@@ -45,11 +46,16 @@ let package = Package(
         // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
         .target(name: "KilnFormats", swiftSettings: nativeSwift),
         // Tokenizers behind one protocol: depends on nothing of Kiln's (vocabularies come in as arrays).
-        .target(name: "KilnTokenizers", swiftSettings: nativeSwift),
+        .target(name: "KilnTokenizers", dependencies: ["CKilnSentencePiece"], swiftSettings: nativeSwift),
+        // Transformer models (Llama, BERT) and what connects them to formats and tokenizers.
+        .target(name: "KilnTransformer", dependencies: ["KilnKernels", "KilnFormats", "KilnTokenizers"], swiftSettings: nativeSwift),
         .executableTarget(
             name: "kiln",
             dependencies: [
                 "KilnKernels",
+                "KilnFormats",
+                "KilnTokenizers",
+                "KilnTransformer",
                 "CKilnBLAS",  // the benchmark calls OpenBLAS directly as the yardstick
                 "CKilnKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -61,7 +67,7 @@ let package = Package(
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
-            name: "KilnTokenizersTests", dependencies: ["KilnTokenizers", "KilnFormats", "KilnTestSupport"],
+            name: "KilnTokenizersTests", dependencies: ["KilnTokenizers", "KilnFormats", "KilnTransformer", "KilnTestSupport"],
             swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",

@@ -61,6 +61,8 @@ import Testing
         }
         let tokenizer = try byteLevelTokenizer(from: try GGUFFile(path: model))
         #expect(tokenizer.preTokenizer == .digitsThenGPT2)
+        #expect(tokenizer.specialTokens.endOfGeneration == [0, 2, 4])  // as llama.cpp reports for this file
+        #expect(tokenizer.specialTokens.bos == 1 && tokenizer.specialTokens.eos == 2 && !tokenizer.addsBOS)
         let fixture = try JSONDecoder().decode(
             SmolFixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/llm/tokenization.json")))
         for c in fixture.cases {

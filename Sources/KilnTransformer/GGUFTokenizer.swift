@@ -1,0 +1,65 @@
+import KilnFormats
+import KilnTokenizers
+
+/// The tokenizer a GGUF model carries in its `tokenizer.ggml.*` metadata.
+public enum GGUFTokenizer {
+    /// Builds it for `tokenizer.ggml.model` gpt2 (byte-level BPE), llama (SentencePiece-style
+    /// BPE) or bert (WordPiece); any other model is an error naming it.
+    public static func load(from file: GGUFFile) throws -> any Tokenizer {
+        let model = try file.string("tokenizer.ggml.model")
+        let tokens = try file.strings("tokenizer.ggml.tokens")
+        let kinds = try file["tokenizer.ggml.token_type"].map { _ in
+            guard let values = try file.array("tokenizer.ggml.token_type").integers else {
+                throw GGUFError.wrongType(key: "tokenizer.ggml.token_type", expected: "array of integers", found: "another array")
+            }
+            return values.map { TokenKind(rawValue: $0) ?? .normal }
+        }
+        func id(_ key: String) -> Int? { file[key]?.integer }
+        func flag(_ key: String) -> Bool? { if case .bool(let b)? = file[key] { b } else { nil } }
+        var special = SpecialTokens(
+            bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"),
+            pad: id("tokenizer.ggml.padding_token_id"), unknown: id("tokenizer.ggml.unknown_token_id"))
+        special.endOfGeneration = endOfGeneration(tokens: tokens, kinds: kinds, eos: special.eos,
+                                                  eot: id("tokenizer.ggml.eot_token_id"), eom: id("tokenizer.ggml.eom_token_id"))
+        switch model {
+        case "gpt2":
+            let pre = try PreTokenizer(ggufName: file["tokenizer.ggml.pre"].flatMap { if case .string(let s) = $0 { s } else { nil } })
+            return try ByteLevelBPETokenizer(
+                tokens: tokens, merges: try file.strings("tokenizer.ggml.merges"), kinds: kinds, preTokenizer: pre,
+                specialTokens: special, addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false,
+                addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false, ignoresMerges: pre == .llama3)
+        case "llama":
+            guard let scores = try file.array("tokenizer.ggml.scores").floats else {
+                throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
+            }
+            return try ScoredBPETokenizer(
+                tokens: tokens, scores: scores, kinds: kinds, specialTokens: special,
+                addsBOS: flag("tokenizer.ggml.add_bos_token") ?? true, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
+                addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true)
+        case "bert":
+            return try WordPieceTokenizer(
+                tokens: tokens, kinds: kinds, marking: .wordStartPrefix("\u{2581}"), specialTokens: special,
+                classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"))
+        default:
+            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, llama, bert)")
+        }
+    }
+
+    /// The ids that end a reply: EOS, EOT and EOM, plus control tokens whose text marks an end
+    /// of turn or a fill-in-the-middle pad/repository/file separator, as llama.cpp collects them
+    /// (for SmolLM2: <|endoftext|>, <|im_end|>, <reponame>).
+    static func endOfGeneration(tokens: [String], kinds: [TokenKind]?, eos: Int?, eot: Int?, eom: Int?) -> Set<Int> {
+        var ids = Set([eos, eot, eom].compactMap { $0 })
+        let markers: Set<String> = [
+            "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
+            "<|end\u{2581}of\u{2581}sentence|>", "<end_of_utterance>", "<|return|>", "<|call|>",
+            "<|fim_pad|>", "<fim-pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
+            "<|file_sep|>",
+        ]
+        for (id, token) in tokens.enumerated() where markers.contains(token) {
+            if let kinds, kinds[id] != .control && kinds[id] != .userDefined { continue }
+            ids.insert(id)
+        }
+        return ids
+    }
+}
