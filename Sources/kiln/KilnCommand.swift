@@ -5,7 +5,10 @@ struct KilnCommand: ParsableCommand {
         commandName: "kiln",
         abstract: "Kiln: generative AI on the CPU — text generation, image generators, embeddings and search.",
         version: "0.1.0",
-        subcommands: [InfoCommand.self, TokenizeCommand.self, DetokenizeCommand.self, TokenizerCommand.self, BenchCommand.self]
+        subcommands: [
+            InfoCommand.self, TokenizeCommand.self, DetokenizeCommand.self, ChatTemplateCommand.self, TokenizerCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
 

@@ -97,7 +97,7 @@ extension Builtins {
             }
             guard let filterName = args.first?.text else { throw JinjaError.type("map needs a filter name or attribute=") }
             return .array(try items.map { try filter(filterName, $0, Array(args.dropFirst()), [], interpreter) })
-        case "safe", "e", "escape" where name == "safe": return value
+        case "safe": return value  // autoescape is off: marking text safe changes nothing
         case "int":
             switch value {
             case .int: return value

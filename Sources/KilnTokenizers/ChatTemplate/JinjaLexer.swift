@@ -175,6 +175,23 @@ struct JinjaLexer {
     }
 }
 
+extension JinjaLexer.Token: CustomStringConvertible {
+    var description: String {
+        switch self {
+        case .text(let t): return "text \(String(t.prefix(20)).debugDescription)"
+        case .outputStart: return "{{"
+        case .outputEnd: return "}}"
+        case .blockStart: return "{%"
+        case .blockEnd: return "%}"
+        case .name(let n): return "'\(n)'"
+        case .string(let s): return "string \(s.debugDescription)"
+        case .integer(let i): return "\(i)"
+        case .float(let d): return "\(d)"
+        case .symbol(let s): return "'\(s)'"
+        }
+    }
+}
+
 /// Why a template could not be parsed or rendered.
 public enum JinjaError: Error, Equatable, CustomStringConvertible {
     case syntax(String)

@@ -53,12 +53,12 @@ struct JinjaParser {
     }
 
     private mutating func expect(_ token: Token) throws {
-        guard current == token else { throw JinjaError.syntax("expected \(token), found \(String(describing: current))") }
+        guard current == token else { throw JinjaError.syntax("expected \(token), found \(current.map(\.description) ?? "the end of the template")") }
         position += 1
     }
 
     private mutating func expectName() throws -> String {
-        guard case .name(let n)? = current else { throw JinjaError.syntax("expected a name, found \(String(describing: current))") }
+        guard case .name(let n)? = current else { throw JinjaError.syntax("expected a name, found \(current.map(\.description) ?? "the end of the template")") }
         position += 1
         return n
     }
