@@ -3,8 +3,9 @@ import Foundation
 /// Hugging Face `tokenizer.json`, decoded into typed parts. A component whose `type` Kiln does
 /// not implement is an error that names it, never a silent approximation.
 public enum TokenizerJSON {
-    /// Builds the tokenizer a `tokenizer.json` describes (WordPiece models with the BERT
-    /// normalizer and pre-tokenizer).
+    /// Builds the tokenizer a `tokenizer.json` describes: WordPiece models with the BERT
+    /// normalizer and pre-tokenizer, and byte-level BPE models with the GPT-2, digit-splitting,
+    /// Llama 3 or Qwen 2 pre-tokenizers.
     public static func load(_ data: Data) throws -> any Tokenizer {
         let file: File
         do {
@@ -17,6 +18,8 @@ public enum TokenizerJSON {
         switch file.model {
         case .wordPiece(let model):
             return try wordPiece(model, file)
+        case .bpe(let model):
+            return try byteLevelBPE(model, file)
         }
     }
 
@@ -67,6 +70,56 @@ public enum TokenizerJSON {
             classifier: classifier, separator: separator, maximumWordLength: model.maxInputCharsPerWord ?? 100)
     }
 
+    static func byteLevelBPE(_ model: BPEModel, _ file: File) throws -> ByteLevelBPETokenizer {
+        var tokens = [String](repeating: "", count: (model.vocab.values.max() ?? -1) + 1)
+        var kinds = [TokenKind](repeating: .normal, count: tokens.count)
+        for (token, id) in model.vocab where id >= 0 { tokens[id] = token }
+        for added in file.addedTokens ?? [] {
+            if added.id >= tokens.count {
+                tokens += [String](repeating: "", count: added.id + 1 - tokens.count)
+                kinds += [TokenKind](repeating: .unused, count: added.id + 1 - kinds.count)
+            }
+            tokens[added.id] = added.content
+            kinds[added.id] = added.special ? .control : .userDefined
+        }
+        for (id, token) in tokens.enumerated() where token.isEmpty { kinds[id] = .unused }
+        let preTokenizer: PreTokenizer
+        switch file.preTokenizer {
+        case .byteLevel(let addPrefixSpace, let useRegex)?:
+            guard !addPrefixSpace, useRegex else { throw TokenizerError.invalidVocabulary("ByteLevel with add_prefix_space or without its regex is not supported") }
+            preTokenizer = .gpt2
+        case .sequence(let parts)?:
+            preTokenizer = try sequencePreTokenizer(parts)
+        default:
+            throw TokenizerError.invalidVocabulary("a byte-level BPE tokenizer.json needs a ByteLevel pre_tokenizer")
+        }
+        var bos: Int?
+        if case .template(let t)? = file.postProcessor, let first = t.single.first?.specialToken?.id {
+            bos = t.specialTokens[first]?.ids.first ?? model.vocab[first]
+        }
+        return try ByteLevelBPETokenizer(
+            tokens: tokens, merges: model.merges, kinds: kinds, preTokenizer: preTokenizer,
+            specialTokens: SpecialTokens(bos: bos, unknown: model.unkToken.flatMap { model.vocab[$0] }),
+            addsBOS: bos != nil, ignoresMerges: model.ignoreMerges ?? false)
+    }
+
+    /// Sequence pre-tokenizers Kiln recognizes: [Digits(individual), ByteLevel] (StarCoder,
+    /// SmolLM) and [Split(Llama 3 / Qwen 2 expression), ByteLevel(use_regex false)].
+    static func sequencePreTokenizer(_ parts: [PreTokenizerSpec]) throws -> PreTokenizer {
+        switch (parts.first, parts.last, parts.count) {
+        case (.digits(true)?, .byteLevel(false, true)?, 2): return .digitsThenGPT2
+        case (.split(let pattern)?, .byteLevel(false, false)?, 2):
+            let normalized = pattern.replacingOccurrences(of: "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])", with: "(?i:'s|'t|'re|'ve|'m|'ll|'d)")
+            let llama3 = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+            let qwen2 = llama3.replacingOccurrences(of: #"\p{N}{1,3}"#, with: #"\p{N}"#)
+            if normalized == llama3 { return .llama3 }
+            if normalized == qwen2 { return .qwen2 }
+            throw TokenizerError.invalidVocabulary("the Split pre-tokenizer pattern \(pattern) is not one Kiln implements")
+        default:
+            throw TokenizerError.invalidVocabulary("this Sequence of pre-tokenizers is not supported")
+        }
+    }
+
     struct File: Decodable {
         let model: Model
         let normalizer: Normalizer?
@@ -95,12 +148,38 @@ public enum TokenizerJSON {
 
     enum Model: Decodable {
         case wordPiece(WordPieceModel)
+        case bpe(BPEModel)
         init(from decoder: Decoder) throws {
             let kind = try Kind(from: decoder).type
             switch kind {
             case "WordPiece": self = .wordPiece(try WordPieceModel(from: decoder))
-            default: throw TokenizerError.invalidVocabulary("tokenizer.json model type \(kind) is not supported (WordPiece is)")
+            case "BPE": self = .bpe(try BPEModel(from: decoder))
+            default: throw TokenizerError.invalidVocabulary("tokenizer.json model type \(kind) is not supported (WordPiece and BPE are)")
             }
+        }
+    }
+
+    struct BPEModel: Decodable {
+        let vocab: [String: Int]
+        /// "a b" strings (older files) or ["a", "b"] pairs (newer ones), as "a b".
+        let merges: [String]
+        let ignoreMerges: Bool?
+        let unkToken: String?
+        enum CodingKeys: String, CodingKey {
+            case vocab, merges
+            case ignoreMerges = "ignore_merges"
+            case unkToken = "unk_token"
+        }
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            vocab = try c.decode([String: Int].self, forKey: .vocab)
+            if let strings = try? c.decode([String].self, forKey: .merges) {
+                merges = strings
+            } else {
+                merges = try c.decode([[String]].self, forKey: .merges).map { $0.joined(separator: " ") }
+            }
+            ignoreMerges = try c.decodeIfPresent(Bool.self, forKey: .ignoreMerges)
+            unkToken = try c.decodeIfPresent(String.self, forKey: .unkToken)
         }
     }
 
@@ -143,10 +222,34 @@ public enum TokenizerJSON {
 
     enum PreTokenizerSpec: Decodable {
         case bert
+        case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
+        case digits(individual: Bool)
+        case split(pattern: String)
+        case sequence([PreTokenizerSpec])
+
+        enum Keys: String, CodingKey {
+            case addPrefixSpace = "add_prefix_space", useRegex = "use_regex", individualDigits = "individual_digits"
+            case pattern, pretokenizers
+        }
+        struct Pattern: Decodable {
+            let Regex: String?
+            let String: String?
+        }
+
         init(from decoder: Decoder) throws {
             let kind = try Kind(from: decoder).type
+            let c = try decoder.container(keyedBy: Keys.self)
             switch kind {
             case "BertPreTokenizer": self = .bert
+            case "ByteLevel":
+                self = .byteLevel(addPrefixSpace: try c.decodeIfPresent(Bool.self, forKey: .addPrefixSpace) ?? true,
+                                  useRegex: try c.decodeIfPresent(Bool.self, forKey: .useRegex) ?? true)
+            case "Digits": self = .digits(individual: try c.decodeIfPresent(Bool.self, forKey: .individualDigits) ?? false)
+            case "Split":
+                let p = try c.decode(Pattern.self, forKey: .pattern)
+                guard let regex = p.Regex else { throw TokenizerError.invalidVocabulary("Split by a plain string is not supported") }
+                self = .split(pattern: regex)
+            case "Sequence": self = .sequence(try c.decode([PreTokenizerSpec].self, forKey: .pretokenizers))
             default: throw TokenizerError.invalidVocabulary("tokenizer.json pre_tokenizer type \(kind) is not supported")
             }
         }
@@ -154,10 +257,12 @@ public enum TokenizerJSON {
 
     enum PostProcessor: Decodable {
         case template(TemplateProcessing)
+        case byteLevel
         init(from decoder: Decoder) throws {
             let kind = try Kind(from: decoder).type
             switch kind {
             case "TemplateProcessing": self = .template(try TemplateProcessing(from: decoder))
+            case "ByteLevel": self = .byteLevel
             default: throw TokenizerError.invalidVocabulary("tokenizer.json post_processor type \(kind) is not supported")
             }
         }
