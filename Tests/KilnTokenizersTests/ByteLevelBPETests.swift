@@ -36,6 +36,8 @@ import Testing
                 let got = ids.map { tokenizer.piece(for: $0) ?? "?" }, want = c.ids.map { tokenizer.piece(for: $0) ?? "?" }
                 Issue.record("\(name): \(c.text.debugDescription)\n  got  \(got)\n  want \(want)")
             }
+            // Byte-level BPE is lossless: the ids give the text back exactly.
+            #expect(try tokenizer.decode(c.ids, skipSpecial: false) == c.text, "\(name) round trip \(c.text.debugDescription)")
             if failures > 5 { break }
         }
     }
@@ -71,6 +73,21 @@ import Testing
             #expect(try tokenizer.decode(c.ids, skipSpecial: false) == c.detok, "\(c.id) detok")
             #expect(try tokenizer.decode(c.ids, skipSpecial: true) == c.detok_drop_special, "\(c.id) detok drop")
         }
+    }
+
+    /// One tokenizer serves many threads: concurrent encodes equal the sequential ones.
+    @Test func concurrentUseGivesTheSameIds() async throws {
+        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let tokenizer = try byteLevelTokenizer(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-gpt-2.gguf").path))
+        let texts = (0..<64).map { "Line \($0): the kiln's glaze melts at 1,2\($0)0°C — 陶器 🦙" }
+        let sequential = texts.map { tokenizer.encode($0, addSpecial: false, parseSpecial: false) }
+        let concurrent = await withTaskGroup(of: (Int, [Int]).self) { group in
+            for (i, text) in texts.enumerated() { group.addTask { (i, tokenizer.encode(text, addSpecial: false, parseSpecial: false)) } }
+            var results = [[Int]](repeating: [], count: texts.count)
+            for await (i, ids) in group { results[i] = ids }
+            return results
+        }
+        #expect(concurrent == sequential)
     }
 
     @Test func byteLevelMappingByHand() {
