@@ -65,6 +65,9 @@ let package = Package(
         // Test-only helpers: seeded randomness, error measures, fixture paths, an .npz reader.
         .target(name: "KilnTestSupport", swiftSettings: nativeSwift),
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
+        .testTarget(
+            name: "KilnTransformerTests", dependencies: ["KilnTransformer", "KilnKernels", "KilnFormats", "KilnTestSupport"],
+            swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnTokenizersTests", dependencies: ["KilnTokenizers", "KilnFormats", "KilnTransformer", "KilnTestSupport"],

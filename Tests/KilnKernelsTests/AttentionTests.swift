@@ -31,6 +31,11 @@ import Testing
         // Chunked prefill: 10 new queries after 30 cached keys.
         cases.append(Case(name: "llama chunk", shape: AttentionShape(queryCount: 10, keyCount: 40, headCount: 4, kvHeadCount: 2, headDimension: 16),
                           scale: 0.25, masking: .causal(queryOffset: 30), padded: false))
+        // Prefill of two tokens into a cache laid out as a decoder keeps it (batch stride = whole cache).
+        var cached = AttentionShape(queryCount: 2, keyCount: 2, headCount: 9, kvHeadCount: 3, headDimension: 64)
+        cached.keyBatchStride = 256 * 192
+        cached.valueBatchStride = 256 * 192
+        cases.append(Case(name: "llama prefill into cache", shape: cached, scale: 1 / 8, masking: .causal(queryOffset: 0), padded: false))
         // BERT: bidirectional, batch of 3 with key padding.
         cases.append(Case(name: "bert padded", shape: AttentionShape(batchCount: 3, queryCount: 37, keyCount: 37, headCount: 12, headDimension: 32),
                           scale: 1 / 32.0.squareRoot().float, masking: .bidirectional, padded: true))

@@ -1,0 +1,241 @@
+import KilnFormats
+import KilnKernels
+
+/// A Llama-architecture decoder over a memory-mapped GGUF file: weights stay quantized in the
+/// file, products run on the blocks, and every buffer (activations, KV cache, logits) is
+/// allocated once, so decoding a token allocates nothing.
+///
+/// Per layer: x += Wo·attention(rope(Wq·n), rope(Wk·n), Wv·n) with n = rmsNorm(x)·attn_norm,
+/// then x += Wdown·(silu(Wgate·m) ⊙ Wup·m) with m = rmsNorm(x)·ffn_norm. K and V are stored
+/// rounded to f16, as llama.cpp's default cache keeps them.
+public final class LlamaModel: @unchecked Sendable {
+    public let configuration: LlamaConfiguration
+    public let file: GGUFFile
+    /// Tokens the prefill processes per batch.
+    public let batchSize: Int
+    /// Positions the KV cache holds.
+    public let contextSize: Int
+
+    struct Layer {
+        let attentionNorm: UnsafeBufferPointer<Float>
+        let query, key, value, output: Projection
+        let feedForwardNorm: UnsafeBufferPointer<Float>
+        let gate, up, down: Projection
+    }
+
+    struct Projection {
+        let type: QuantizationType
+        let weights: UnsafeRawBufferPointer
+        let rows: Int
+        let columns: Int
+    }
+
+    let layers: [Layer]
+    /// Per layer, the products that share an input, built once so a token allocates nothing.
+    private var queryKeyValue: [[QuantizedMatrix]] = []
+    private var gateUp: [[QuantizedMatrix]] = []
+    let embedding: Projection  // token_embd: vocabulary × hidden, also the output head when tied
+    let outputHead: Projection
+    let outputNorm: UnsafeBufferPointer<Float>
+
+    // Scratch, [batchSize][width] unless noted.
+    private let x, normed, queries, keys, values, attention, projected, gate, up: UnsafeMutableBufferPointer<Float>
+    private let cosines, sines: UnsafeMutableBufferPointer<Float>  // [rotaryDimension / 2]
+    private let keyCache, valueCache: UnsafeMutableBufferPointer<Float>  // [layer][context][kvSize]
+    /// Logits of the last token of the last `forward` call: [vocabularySize].
+    public let logits: UnsafeMutableBufferPointer<Float>
+    private let hiddenActivations: QuantizedActivations
+    private let intermediateActivations: QuantizedActivations
+    private let lastActivation: QuantizedActivations
+    private let pool: ThreadPool
+
+    public init(file: GGUFFile, contextSize: Int? = nil, batchSize: Int = 64, pool: ThreadPool = .shared) throws {
+        let c = try LlamaConfiguration(gguf: file)
+        configuration = c
+        self.file = file
+        self.pool = pool
+        self.batchSize = max(1, batchSize)
+        self.contextSize = min(c.contextLength, max(1, contextSize ?? 2048))
+
+        func tensor(_ name: String) throws -> GGUFTensor {
+            guard let t = file.tensor(named: name) else { throw GGUFError.invalid(field: "tensors", reason: "\(name) is missing") }
+            return t
+        }
+        func vector(_ name: String, _ count: Int) throws -> UnsafeBufferPointer<Float> {
+            let t = try tensor(name)
+            guard t.type == .f32, t.elementCount == count else {
+                throw GGUFError.invalid(field: "tensor \(name)", reason: "expected \(count) F32 values, found \(t.type) \(t.shape)")
+            }
+            return file.data(of: t).withMemoryRebound(to: Float.self) { $0 }
+        }
+        func matrix(_ name: String, rows: Int, columns: Int) throws -> Projection {
+            let t = try tensor(name)
+            guard t.shape == [columns, rows] else {
+                throw GGUFError.invalid(field: "tensor \(name)", reason: "shape \(t.shape), expected [\(columns), \(rows)]")
+            }
+            guard let type = QuantizationType(rawValue: Int32(t.type.rawValue)) else {
+                throw GGUFError.unsupportedTensorType(tensor: name, type: t.type)
+            }
+            return Projection(type: type, weights: file.data(of: t), rows: rows, columns: columns)
+        }
+        var layers: [Layer] = []
+        for i in 0..<c.layerCount {
+            let p = "blk.\(i)."
+            layers.append(Layer(
+                attentionNorm: try vector(p + "attn_norm.weight", c.hiddenSize),
+                query: try matrix(p + "attn_q.weight", rows: c.hiddenSize, columns: c.hiddenSize),
+                key: try matrix(p + "attn_k.weight", rows: c.kvSize, columns: c.hiddenSize),
+                value: try matrix(p + "attn_v.weight", rows: c.kvSize, columns: c.hiddenSize),
+                output: try matrix(p + "attn_output.weight", rows: c.hiddenSize, columns: c.hiddenSize),
+                feedForwardNorm: try vector(p + "ffn_norm.weight", c.hiddenSize),
+                gate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, columns: c.hiddenSize),
+                up: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, columns: c.hiddenSize),
+                down: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, columns: c.intermediateSize)))
+        }
+        self.layers = layers
+        embedding = try matrix("token_embd.weight", rows: c.vocabularySize, columns: c.hiddenSize)
+        outputHead = file.tensor(named: "output.weight") != nil
+            ? try matrix("output.weight", rows: c.vocabularySize, columns: c.hiddenSize) : embedding
+        outputNorm = try vector("output_norm.weight", c.hiddenSize)
+
+        func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            b.initialize(repeating: 0)
+            return b
+        }
+        let b = self.batchSize
+        x = buffer(b * c.hiddenSize)
+        normed = buffer(b * c.hiddenSize)
+        queries = buffer(b * c.hiddenSize)
+        keys = buffer(b * c.kvSize)
+        values = buffer(b * c.kvSize)
+        attention = buffer(b * c.hiddenSize)
+        projected = buffer(b * c.hiddenSize)
+        gate = buffer(b * c.intermediateSize)
+        up = buffer(b * c.intermediateSize)
+        cosines = buffer(c.rotaryDimension / 2)
+        sines = buffer(c.rotaryDimension / 2)
+        keyCache = buffer(c.layerCount * self.contextSize * c.kvSize)
+        valueCache = buffer(c.layerCount * self.contextSize * c.kvSize)
+        logits = buffer(c.vocabularySize)
+        hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b)
+        intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b)
+        lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1)
+        for layer in layers {
+            queryKeyValue.append([project(layer.query, queries, c.hiddenSize), project(layer.key, keys, c.kvSize),
+                                  project(layer.value, values, c.kvSize)])
+            gateUp.append([project(layer.gate, gate, c.intermediateSize), project(layer.up, up, c.intermediateSize)])
+        }
+    }
+
+    deinit {
+        for b in [x, normed, queries, keys, values, attention, projected, gate, up, cosines, sines, keyCache, valueCache, logits] {
+            b.deallocate()
+        }
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case contextFull(needed: Int, available: Int)
+        case tokenOutOfRange(Int)
+
+        public var description: String {
+            switch self {
+            case .contextFull(let needed, let available): return "the context is full: \(needed) positions needed, \(available) available"
+            case .tokenOutOfRange(let id): return "token id \(id) is outside the vocabulary"
+            }
+        }
+    }
+
+    /// Runs `tokens` at positions start..<start+count (earlier positions must already be in the
+    /// cache) and leaves the last token's logits in `logits`.
+    public func forward(_ tokens: [Int], startPosition: Int) throws {
+        let c = configuration
+        guard startPosition >= 0, startPosition + tokens.count <= contextSize else {
+            throw Failure.contextFull(needed: startPosition + tokens.count, available: contextSize)
+        }
+        if let bad = tokens.first(where: { !(0..<c.vocabularySize).contains($0) }) { throw Failure.tokenOutOfRange(bad) }
+        var done = 0
+        while done < tokens.count {
+            let chunk = Array(tokens[done..<min(tokens.count, done + batchSize)])
+            runBatch(chunk, at: startPosition + done)
+            done += chunk.count
+        }
+        // Final norm and the output head for the last token only.
+        let last = UnsafeBufferPointer(rebasing: x[((lastBatchCount - 1) * c.hiddenSize)..<(lastBatchCount * c.hiddenSize)])
+        let n = UnsafeMutableBufferPointer(rebasing: normed[0..<c.hiddenSize])
+        VectorOps.rmsNorm(last, weight: outputNorm, epsilon: c.rmsNormEpsilon, into: n, count: c.hiddenSize)
+        lastActivation.quantize(UnsafeBufferPointer(n), rows: 1)
+        QuantizedOps.matmul(outputHead.type, weights: outputHead.weights, rows: outputHead.rows, activations: lastActivation,
+                            output: logits, pool: pool)
+    }
+
+    private var lastBatchCount = 1
+
+    private func runBatch(_ tokens: [Int], at position: Int) {
+        let c = configuration
+        let count = tokens.count
+        lastBatchCount = count
+        let h = c.hiddenSize, kv = c.kvSize, f = c.intermediateSize
+        let embeddingRow = embedding.type.rowBytes(columns: h)
+        for (t, token) in tokens.enumerated() {
+            QuantizedOps.dequantize(embedding.type, blocks: UnsafeRawBufferPointer(rebasing: embedding.weights[(token * embeddingRow)...]),
+                                    count: h, into: UnsafeMutableBufferPointer(rebasing: x[(t * h)...]))
+        }
+        for (l, layer) in layers.enumerated() {
+            // Attention block.
+            normRows(count, layer.attentionNorm)
+            hiddenActivations.quantize(UnsafeBufferPointer(normed), rows: count)
+            QuantizedOps.matmul(group: queryKeyValue[l], activations: hiddenActivations, pool: pool)
+            let cacheBase = l * contextSize * kv
+            for t in 0..<count {
+                VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta,
+                                     cos: cosines, sin: sines)
+                let q = UnsafeMutableBufferPointer(rebasing: queries[(t * h)..<((t + 1) * h)])
+                let k = UnsafeMutableBufferPointer(rebasing: keys[(t * kv)..<((t + 1) * kv)])
+                VectorOps.applyRoPE(q, headCount: c.headCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
+                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: .adjacent)
+                VectorOps.applyRoPE(k, headCount: c.kvHeadCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
+                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: .adjacent)
+                let slot = cacheBase + (position + t) * kv
+                for d in 0..<kv {
+                    keyCache[slot + d] = Float(Float16(keys[t * kv + d]))
+                    valueCache[slot + d] = Float(Float16(values[t * kv + d]))
+                }
+            }
+            var shape = AttentionShape(queryCount: count, keyCount: position + count, headCount: c.headCount,
+                                       kvHeadCount: c.kvHeadCount, headDimension: c.headDimension)
+            shape.keyBatchStride = contextSize * kv
+            shape.valueBatchStride = contextSize * kv
+            let cacheKeys = UnsafeBufferPointer(rebasing: keyCache[cacheBase..<(cacheBase + contextSize * kv)])
+            let cacheValues = UnsafeBufferPointer(rebasing: valueCache[cacheBase..<(cacheBase + contextSize * kv)])
+            Attention.forward(shape: shape, scale: 1 / Float(c.headDimension).squareRoot(), masking: .causal(queryOffset: position),
+                              query: UnsafeBufferPointer(queries), key: cacheKeys, value: cacheValues, output: attention, pool: pool)
+            hiddenActivations.quantize(UnsafeBufferPointer(attention), rows: count)
+            QuantizedOps.matmul(layer.output.type, weights: layer.output.weights, rows: h, activations: hiddenActivations,
+                                output: projected, pool: pool)
+            VectorOps.add(UnsafeBufferPointer(x), UnsafeBufferPointer(projected), into: x, count: count * h)
+            // Feed-forward block.
+            normRows(count, layer.feedForwardNorm)
+            hiddenActivations.quantize(UnsafeBufferPointer(normed), rows: count)
+            QuantizedOps.matmul(group: gateUp[l], activations: hiddenActivations, pool: pool)
+            VectorOps.swiglu(gate: UnsafeBufferPointer(gate), up: UnsafeBufferPointer(up), into: gate, count: count * f)
+            intermediateActivations.quantize(UnsafeBufferPointer(gate), rows: count)
+            QuantizedOps.matmul(layer.down.type, weights: layer.down.weights, rows: h, activations: intermediateActivations,
+                                output: projected, pool: pool)
+            VectorOps.add(UnsafeBufferPointer(x), UnsafeBufferPointer(projected), into: x, count: count * h)
+        }
+    }
+
+    private func project(_ p: Projection, _ output: UnsafeMutableBufferPointer<Float>, _ stride: Int) -> QuantizedMatrix {
+        QuantizedMatrix(type: p.type, weights: p.weights, rows: p.rows, output: output, outputStride: stride)
+    }
+
+    private func normRows(_ count: Int, _ weight: UnsafeBufferPointer<Float>) {
+        let h = configuration.hiddenSize
+        for t in 0..<count {
+            VectorOps.rmsNorm(UnsafeBufferPointer(rebasing: x[(t * h)..<((t + 1) * h)]), weight: weight,
+                              epsilon: configuration.rmsNormEpsilon,
+                              into: UnsafeMutableBufferPointer(rebasing: normed[(t * h)..<((t + 1) * h)]), count: h)
+        }
+    }
+}
