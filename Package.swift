@@ -66,7 +66,8 @@ let package = Package(
         .target(name: "KilnTestSupport", swiftSettings: nativeSwift),
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
-            name: "KilnTransformerTests", dependencies: ["KilnTransformer", "KilnKernels", "KilnFormats", "KilnTestSupport"],
+            name: "KilnTransformerTests",
+            dependencies: ["KilnTransformer", "KilnKernels", "KilnFormats", "KilnTokenizers", "KilnTestSupport"],
             swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(

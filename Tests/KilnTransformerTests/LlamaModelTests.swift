@@ -3,6 +3,7 @@ import KilnFormats
 import KilnKernels
 import KilnTestSupport
 import KilnTransformer
+import KilnTokenizers
 import Testing
 
 /// SmolLM2-135M-Instruct against llama.cpp on the same file: the last-position logits of three
@@ -75,5 +76,35 @@ import Testing
             }
         }
         print("greedy: \(exact) of 6 identical over 48 steps; the others part at steps \(splits)")
+    }
+}
+
+/// The generator on the real model: greedy output equals the model's own argmax loop, and a
+/// stop string ends the text before it and is never streamed.
+@Suite struct TokenGeneratorTests {
+    @Test func greedyAndStopStrings() throws {
+        guard let model = try LlamaModelTests.model() else { return }
+        let tokenizer = try GGUFTokenizer.load(from: model.file)
+        let generator = TokenGenerator(model: model, tokenizer: tokenizer)
+        let prompt = tokenizer.encode("The capital of France is", addSpecial: true, parseSpecial: true)
+        var streamed = ""
+        let result = try generator.generate(prompt: prompt, maxTokens: 12, sampling: .greedy, ignoreEndOfGeneration: true) { streamed += $0 }
+        #expect(result.tokens.count == 12 && result.stopReason == .length)
+        #expect(streamed == result.text)
+        #expect(try tokenizer.decode(result.tokens, skipSpecial: true) == result.text)
+        // Replaying the argmax by hand gives the same tokens.
+        try model.forward(prompt, startPosition: 0)
+        var manual: [Int] = []
+        for i in 0..<12 {
+            let next = VectorOps.argmax(UnsafeBufferPointer(model.logits), count: model.logits.count)
+            manual.append(next)
+            try model.forward([next], startPosition: prompt.count + i)
+        }
+        #expect(manual == result.tokens)
+        // Stop at the first "." of the same continuation.
+        var stopped = ""
+        let cut = try generator.generate(prompt: prompt, maxTokens: 12, sampling: .greedy, stopStrings: ["."], ignoreEndOfGeneration: true) { stopped += $0 }
+        #expect(cut.stopReason == .stop)
+        #expect(!stopped.contains(".") && stopped == cut.text && result.text.hasPrefix(cut.text + "."))
     }
 }

@@ -1,0 +1,78 @@
+import Foundation
+import KilnKernels
+import KilnTokenizers
+
+/// Generates text with a Llama model: prefill the prompt, then sample one token at a time,
+/// streaming text as it becomes complete. Stop strings are held back while they could still
+/// match, so streamed text never contains (part of) a stop string.
+public final class TokenGenerator {
+    public let model: LlamaModel
+    public let tokenizer: any Tokenizer
+
+    public enum StopReason: String, Sendable, Codable { case length, eos, stop }
+
+    public struct Result: Sendable {
+        public var promptTokens: [Int]
+        public var tokens: [Int]
+        public var text: String
+        public var stopReason: StopReason
+        public var prefillSeconds: Double
+        public var decodeSeconds: Double
+    }
+
+    public init(model: LlamaModel, tokenizer: any Tokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// - Parameter onText: receives text as it is produced (never part of a stop string).
+    public func generate(
+        prompt: [Int], maxTokens: Int, sampling: SamplingParameters, seed: UInt64 = 0, stopStrings: [String] = [],
+        ignoreEndOfGeneration: Bool = false, onText: (String) -> Void = { _ in }
+    ) throws -> Result {
+        guard !prompt.isEmpty else { throw LlamaModel.Failure.contextFull(needed: 0, available: model.contextSize) }
+        var random = SamplingRandom(seed: seed)
+        let start = monotonicNanoseconds()
+        try model.forward(prompt, startPosition: 0)
+        let prefillDone = monotonicNanoseconds()
+        var history = prompt
+        var generated: [Int] = []
+        var stream = StreamingDetokenizer(tokenizer: tokenizer, skipSpecial: true)
+        var text = ""       // everything decoded so far
+        var emitted = 0     // characters of `text` already passed to onText
+        var reason = StopReason.length
+        let longestStop = stopStrings.map(\.count).max() ?? 0
+        while generated.count < maxTokens {
+            Sampler.applyPenalties(model.logits, history: history[...], sampling)
+            let token = Sampler.sample(UnsafeBufferPointer(model.logits), sampling, uniform: random.next())
+            if !ignoreEndOfGeneration && tokenizer.specialTokens.endOfGeneration.contains(token) {
+                reason = .eos
+                break
+            }
+            generated.append(token)
+            history.append(token)
+            text += try stream.append(token)
+            if let range = stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+                text = String(text[..<range.lowerBound])
+                reason = .stop
+                break
+            }
+            // Emit all but the last (longest stop − 1) characters, which a stop string could still claim.
+            let safe = max(emitted, text.count - max(0, longestStop - 1))
+            if safe > emitted {
+                onText(String(text.dropFirst(emitted).prefix(safe - emitted)))
+                emitted = safe
+            }
+            if generated.count == maxTokens { break }
+            if history.count >= model.contextSize {
+                throw LlamaModel.Failure.contextFull(needed: history.count + 1, available: model.contextSize)
+            }
+            try model.forward([token], startPosition: history.count - 1)
+        }
+        if reason != .stop { text += stream.finish() }
+        if text.count > emitted { onText(String(text.dropFirst(emitted))) }
+        let end = monotonicNanoseconds()
+        return Result(promptTokens: prompt, tokens: generated, text: text, stopReason: reason,
+                      prefillSeconds: Double(prefillDone - start) * 1e-9, decodeSeconds: Double(end - prefillDone) * 1e-9)
+    }
+}
