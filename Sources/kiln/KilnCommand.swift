@@ -16,6 +16,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Kiln's speed on this machine.",
-        subcommands: [KernelBenchCommand.self]
+        subcommands: [KernelBenchCommand.self, GenerateBenchCommand.self]
     )
 }
