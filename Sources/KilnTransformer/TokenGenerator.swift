@@ -25,15 +25,20 @@ public final class TokenGenerator {
         self.tokenizer = tokenizer
     }
 
-    /// - Parameter onText: receives text as it is produced (never part of a stop string).
+    /// - Parameters:
+    ///   - cachedPrefix: how many leading prompt tokens are already in the model's KV cache from
+    ///     an earlier call (a chat's previous turns); only the rest is prefilled.
+    ///   - onText: receives text as it is produced (never part of a stop string).
     public func generate(
-        prompt: [Int], maxTokens: Int, sampling: SamplingParameters, seed: UInt64 = 0, stopStrings: [String] = [],
-        ignoreEndOfGeneration: Bool = false, onText: (String) -> Void = { _ in }
+        prompt: [Int], cachedPrefix: Int = 0, maxTokens: Int, sampling: SamplingParameters, seed: UInt64 = 0,
+        stopStrings: [String] = [], ignoreEndOfGeneration: Bool = false, onText: (String) -> Void = { _ in }
     ) throws -> Result {
         guard !prompt.isEmpty else { throw LlamaModel.Failure.contextFull(needed: 0, available: model.contextSize) }
         var random = SamplingRandom(seed: seed)
         let start = monotonicNanoseconds()
-        try model.forward(prompt, startPosition: 0)
+        // At least the last prompt token is evaluated, so its logits are fresh.
+        let reused = max(0, min(cachedPrefix, prompt.count - 1))
+        try model.forward(Array(prompt[reused...]), startPosition: reused)
         let prefillDone = monotonicNanoseconds()
         var history = prompt
         var generated: [Int] = []
