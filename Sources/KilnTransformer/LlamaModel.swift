@@ -156,7 +156,7 @@ public final class LlamaModel: @unchecked Sendable {
         if let bad = tokens.first(where: { !(0..<c.vocabularySize).contains($0) }) { throw Failure.tokenOutOfRange(bad) }
         var done = 0
         while done < tokens.count {
-            let chunk = Array(tokens[done..<min(tokens.count, done + batchSize)])
+            let chunk = tokens[done..<min(tokens.count, done + batchSize)]
             runBatch(chunk, at: startPosition + done)
             done += chunk.count
         }
@@ -171,13 +171,13 @@ public final class LlamaModel: @unchecked Sendable {
 
     private var lastBatchCount = 1
 
-    private func runBatch(_ tokens: [Int], at position: Int) {
+    private func runBatch(_ tokens: ArraySlice<Int>, at position: Int) {
         let c = configuration
         let count = tokens.count
         lastBatchCount = count
         let h = c.hiddenSize, kv = c.kvSize, f = c.intermediateSize
         let embeddingRow = embedding.type.rowBytes(columns: h)
-        for (t, token) in tokens.enumerated() {
+        for (t, token) in zip(0..., tokens) {
             QuantizedOps.dequantize(embedding.type, blocks: UnsafeRawBufferPointer(rebasing: embedding.weights[(token * embeddingRow)...]),
                                     count: h, into: UnsafeMutableBufferPointer(rebasing: x[(t * h)...]))
         }
