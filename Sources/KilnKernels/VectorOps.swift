@@ -125,3 +125,13 @@ enum Sum: BinaryVectorFunction {
 enum Product: BinaryVectorFunction {
     @_transparent static func apply(_ a: Vector16, _ b: Vector16) -> Vector16 { a * b }
 }
+
+extension VectorOps {
+    /// out[i] = x[i] rounded to the nearest half-precision value (ties to even), kept as Float:
+    /// what a value loses when stored in an f16 buffer such as a KV cache.
+    public static func roundToHalf(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, count: Int) {
+        requireCount(x.count, atLeast: count, "x")
+        requireCount(out.count, atLeast: count, "out")
+        for i in 0..<count { out[i] = Float(Float16(x[i])) }
+    }
+}

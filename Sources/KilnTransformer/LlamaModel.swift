@@ -197,10 +197,10 @@ public final class LlamaModel: @unchecked Sendable {
                 VectorOps.applyRoPE(k, headCount: c.kvHeadCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
                                     cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: .adjacent)
                 let slot = cacheBase + (position + t) * kv
-                for d in 0..<kv {
-                    keyCache[slot + d] = Float(Float16(keys[t * kv + d]))
-                    valueCache[slot + d] = Float(Float16(values[t * kv + d]))
-                }
+                VectorOps.roundToHalf(UnsafeBufferPointer(rebasing: keys[(t * kv)...]),
+                                      into: UnsafeMutableBufferPointer(rebasing: keyCache[slot...]), count: kv)
+                VectorOps.roundToHalf(UnsafeBufferPointer(rebasing: values[(t * kv)...]),
+                                      into: UnsafeMutableBufferPointer(rebasing: valueCache[slot...]), count: kv)
             }
             var shape = AttentionShape(queryCount: count, keyCount: position + count, headCount: c.headCount,
                                        kvHeadCount: c.kvHeadCount, headDimension: c.headDimension)

@@ -153,6 +153,15 @@ import Testing
         #expect(out[0] == 1 && out[1] == -2 && out[2] == .infinity && out[3] == Float(bitPattern: 0x0001_0000))
     }
 
+    @Test func roundToHalfMatchesFloat16() {
+        var rng = SeededGenerator(seed: 37)
+        let x = rng.normals(257, scale: 100) + [65504, 65520, 1e-8, -0.0, 0.333_333_34]
+        var out = [Float](repeating: .nan, count: x.count)
+        VectorOps.roundToHalf(x.buffer, into: out.mutableBuffer, count: x.count)
+        #expect(out == x.map { Float(Float16($0)) })
+        #expect(out[x.count - 1] == 0.333_251_95)  // 0x3555, the nearest half to 1/3
+    }
+
     @Test func usesVNNIOnThisMachine() {
         // The package compiles C with -march=native; on an AVX-512 VNNI CPU the fast path must be in.
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
