@@ -7,16 +7,6 @@ import Testing
 /// Byte-level BPE against llama.cpp's own tokenizer test suite (every case of the GPT-2, Llama 3,
 /// Qwen 2 and StarCoder vocabularies) and against SmolLM2 as llama.cpp tokenizes it.
 @Suite struct ByteLevelBPETests {
-    struct VocabCase: Decodable {
-        let text: String
-        let ids: [Int]
-    }
-
-    struct VocabFixture: Decodable {
-        let vocab_file: String
-        let cases: [VocabCase]
-    }
-
     @Test(arguments: ["gpt-2", "llama-bpe", "qwen2", "starcoder"])
     func matchesLlamaCppVocabularyTests(name: String) throws {
         let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")

@@ -6,16 +6,6 @@ import Testing
 
 /// SentencePiece-style BPE against llama.cpp's vocab tests for Llama (SPM) and Phi-3.
 @Suite struct ScoredBPETests {
-    struct VocabCase: Decodable {
-        let text: String
-        let ids: [Int]
-    }
-
-    struct VocabFixture: Decodable {
-        let vocab_file: String
-        let cases: [VocabCase]
-    }
-
     @Test(arguments: ["llama-spm", "phi-3"]) func matchesLlamaCppVocabularyTests(name: String) throws {
         let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
         let fixtureURL = directory.appendingPathComponent("ggml-vocab-\(name).json")

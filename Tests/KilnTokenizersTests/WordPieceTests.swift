@@ -35,16 +35,6 @@ import Testing
         #expect(try tokenizer.decode(ids, skipSpecial: true) == "creme brulee, isn't it?")
     }
 
-    struct VocabCase: Decodable {
-        let text: String
-        let ids: [Int]
-    }
-
-    struct VocabFixture: Decodable {
-        let vocab_file: String
-        let cases: [VocabCase]
-    }
-
     @Test func bertGGUFMatchesLlamaCpp() throws {
         let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
         let fixture = try JSONDecoder().decode(VocabFixture.self, from: Data(contentsOf: directory.appendingPathComponent("ggml-vocab-bert-bge.json")))

@@ -285,13 +285,5 @@ final class JinjaInterpreter {
         }
     }
 
-    func iterate(_ v: JinjaValue) throws -> [JinjaValue] {
-        switch v {
-        case .array(let a): return a
-        case .object(let o): return o.entries.map { .string($0.key) }
-        case .string(let s): return s.map { .string(String($0)) }
-        case .undefined: return []
-        default: throw JinjaError.type("'\(v.typeName)' object is not iterable")
-        }
-    }
+    func iterate(_ v: JinjaValue) throws -> [JinjaValue] { try Builtins.iterateValue(v) }
 }
