@@ -10,7 +10,20 @@ extension VectorOps {
         requireCount(out.count, atLeast: count, "out")
         if let weight { requireCount(weight.count, atLeast: count, "weight") }
         let x = x.baseAddress!, o = out.baseAddress!
-        let meanSquare = dotUnchecked(x, x, count) / Float(count)
+        // Squares summed in Double, as ggml does: the mean then rounds to the same Float.
+        var i = 0
+        var wide = SIMD8<Double>()
+        while i + 8 <= count {
+            let v = x.load8(i)
+            wide += SIMD8<Double>(v * v)
+            i += 8
+        }
+        var sum = wide.sum()
+        while i < count {
+            sum += Double(x[i] * x[i])
+            i += 1
+        }
+        let meanSquare = Float(sum / Double(count))
         let inverse = 1 / (meanSquare + epsilon).squareRoot()
         affine(x, o, count, shift: 0, scale: inverse, weight: weight?.baseAddress, bias: nil)
     }
