@@ -24,10 +24,6 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Context size in tokens.") var context = 2048
 
-    static let chatML = """
-        {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
-        """
-
     func run() throws {
         let file: GGUFFile, tokenizer: any Tokenizer, llama: LlamaModel
         do {
@@ -39,13 +35,7 @@ struct ChatCommand: ParsableCommand {
         }
         let source: String
         if let chatTemplate {
-            if chatTemplate == "chatml" {
-                source = Self.chatML
-            } else {
-                let data = try readFile(chatTemplate)
-                guard let text = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(chatTemplate) is not valid UTF-8") }
-                source = text
-            }
+            source = try loadChatTemplate(chatTemplate)
         } else if case .string(let own)? = file["tokenizer.chat_template"] {
             source = own
         } else {
@@ -109,4 +99,17 @@ struct ChatCommand: ParsableCommand {
             turn += 1
         }
     }
+}
+
+/// ChatML, the template named "chatml" for models that carry none.
+let chatMLTemplate = """
+    {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
+    """
+
+/// A template by name ("chatml") or from a file.
+func loadChatTemplate(_ nameOrPath: String) throws -> String {
+    if nameOrPath == "chatml" { return chatMLTemplate }
+    let data = try readFile(nameOrPath)
+    guard let text = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(nameOrPath) is not valid UTF-8") }
+    return text
 }

@@ -21,6 +21,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "The prompt as token ids, e.g. 1,2,3.") var promptTokens: String?
     @Flag(help: "Wrap the prompt as a user message in the model's chat template.") var chat = false
     @Option(help: "A system message (with --chat).") var system: String?
+    @Option(help: "With --chat: a Jinja template file, or \"chatml\", for a model without its own template.")
+    var chatTemplate: String?
     @Option(help: "Tokens to generate at most.") var maxTokens = 128
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
     @Option(help: "Keep the k most likely tokens (0: all).") var topK = 40
@@ -132,8 +134,13 @@ struct GenerateCommand: ParsableCommand {
             text = decoded.hasSuffix("\n") ? String(decoded.dropLast()) : decoded
         }
         guard chat else { return tokenizer.encode(text, addSpecial: true, parseSpecial: true) }
-        guard case .string(let source)? = file["tokenizer.chat_template"] else {
-            throw CLIError("\(model) has no chat template (tokenizer.chat_template)")
+        let source: String
+        if let chatTemplate {
+            source = try loadChatTemplate(chatTemplate)
+        } else if case .string(let own)? = file["tokenizer.chat_template"] {
+            source = own
+        } else {
+            throw CLIError("\(model) has no chat template; pass --chat-template FILE or --chat-template chatml")
         }
         var messages: [ChatTemplate.Message] = []
         if let system { messages.append(.init(role: "system", content: system)) }

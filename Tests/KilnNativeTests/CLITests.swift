@@ -1,0 +1,95 @@
+import Foundation
+import KilnTestSupport
+import Testing
+
+/// The `kiln` executable as a user runs it: outputs, exit codes and error messages.
+@Suite struct CLITests {
+    struct Run {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static var binary: URL { Fixtures.repositoryRoot.appendingPathComponent(".build/debug/kiln") }
+    static var model: String { Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path }
+
+    static func kiln(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = Fixtures.repositoryRoot
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                   stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// False (with a recorded failure on CI) when the binary or the model is missing.
+    static func ready() -> Bool {
+        for path in [binary.path, model] where !FileManager.default.fileExists(atPath: path) {
+            if Fixtures.isCI { Issue.record("missing \(path)") }
+            return false
+        }
+        return true
+    }
+
+    @Test func tokenizeAndDetokenize() throws {
+        guard Self.ready() else { return }
+        let json = try Self.kiln(["tokenize", "--model", Self.model, "--text", "Hello world", "--json"])
+        #expect(json.status == 0)
+        #expect(json.stdout == #"{"ids":[19556,905],"pieces":["Hello","Ġworld"]}"# + "\n")
+        let text = try Self.kiln(["detokenize", "--model", Self.model, "--ids", "19556,905,2"])
+        #expect(text.stdout == "Hello world<|im_end|>\n")
+        let dropped = try Self.kiln(["detokenize", "--model", Self.model, "--ids", "19556,905,2", "--skip-special"])
+        #expect(dropped.stdout == "Hello world\n")
+    }
+
+    @Test func badInputIsAnErrorWithAMessage() throws {
+        guard Self.ready() else { return }
+        let outside = try Self.kiln(["detokenize", "--model", Self.model, "--ids", "5,99999999"])
+        #expect(outside.status == 1 && outside.stderr.contains("outside the vocabulary of 49152"))
+        let invalid = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).txt")
+        try Data([0x66, 0xFF, 0xFE]).write(to: invalid)
+        defer { try? FileManager.default.removeItem(at: invalid) }
+        let utf8 = try Self.kiln(["tokenize", "--model", Self.model, "--file", invalid.path])
+        #expect(utf8.status == 1 && utf8.stderr.contains("not valid UTF-8"))
+        let notModel = try Self.kiln(["generate", "--model", invalid.path, "--prompt", "hi"])
+        #expect(notModel.status == 1 && notModel.stderr.contains("truncated GGUF: magic"))
+        let usage = try Self.kiln(["generate", "--prompt", "a", "--prompt-tokens", "1"])
+        #expect(usage.status != 0 && usage.stderr.contains("exactly one of"))
+    }
+
+    @Test func generateGreedyFollowsTheLogits() throws {
+        guard Self.ready() else { return }
+        // "The capital of France is": llama.cpp's argmax for the next token is 7042 (" Paris").
+        let run = try Self.kiln(["generate", "--model", Self.model, "--prompt-tokens", "504,3575,282,4649,314",
+                                 "--temperature", "0", "--max-tokens", "2", "--json", "--context", "64"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        #expect((object?["tokens"] as? [Int])?.first == 7042)
+        #expect((object?["text"] as? String)?.hasPrefix(" Paris") == true)
+        #expect(object?["stop_reason"] as? String == "length")
+    }
+
+    @Test func chatTemplateRendersAConversation() throws {
+        guard Self.ready() else { return }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let messages = directory.appendingPathComponent("m.json")
+        try Data(#"[{"role": "user", "content": "Hi"}]"#.utf8).write(to: messages)
+        let run = try Self.kiln(["chat-template", "--model", Self.model, "--messages", messages.path])
+        #expect(run.stdout == """
+            <|im_start|>system
+            You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>
+            <|im_start|>user
+            Hi<|im_end|>
+            <|im_start|>assistant
+
+            """)
+    }
+}
