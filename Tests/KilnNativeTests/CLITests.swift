@@ -75,6 +75,18 @@ import Testing
         #expect(object?["stop_reason"] as? String == "length")
     }
 
+    @Test func logitsOutWritesTheLastPromptPosition() throws {
+        guard Self.ready() else { return }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).bin").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let run = try Self.kiln(["generate", "--model", Self.model, "--prompt-tokens", "504,3575,282,4649,314",
+                                 "--temperature", "0", "--max-tokens", "1", "--context", "64", "--logits-out", path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let logits = try Data(contentsOf: URL(fileURLWithPath: path)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(logits.count == 49152)
+        #expect(logits.indices.max { logits[$0] < logits[$1] } == 7042)  // llama.cpp's argmax for this prompt
+    }
+
     @Test func chatTemplateRendersAConversation() throws {
         guard Self.ready() else { return }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString)")
