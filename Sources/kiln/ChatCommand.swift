@@ -33,22 +33,14 @@ struct ChatCommand: ParsableCommand {
         } catch {
             throw CLIError("\(model): \(error)")
         }
-        let source: String
-        if let chatTemplate {
-            source = try loadChatTemplate(chatTemplate)
-        } else if case .string(let own)? = file["tokenizer.chat_template"] {
-            source = own
-        } else {
-            throw CLIError("\(model) has no chat template; pass --chat-template FILE or --chat-template chatml")
-        }
+        let source = try chatTemplateSource(file: file, model: model, override: chatTemplate)
         let template: ChatTemplate
         do { template = try ChatTemplate(source) } catch { throw CLIError("the chat template does not parse: \(error)") }
         var sampling = SamplingParameters()
         (sampling.temperature, sampling.topK, sampling.topP, sampling.minP, sampling.repetitionPenalty) =
             (temperature, topK, topP, minP, repeatPenalty)
         let generator = TokenGenerator(model: llama, tokenizer: tokenizer)
-        let bos = tokenizer.specialTokens.bos.flatMap { tokenizer.piece(for: $0) } ?? ""
-        let eos = tokenizer.specialTokens.eos.flatMap { tokenizer.piece(for: $0) } ?? ""
+        let (bos, eos) = templateMarkers(tokenizer)
         var messages: [ChatTemplate.Message] = system.map { [.init(role: "system", content: $0)] } ?? []
         var cached: [Int] = []  // tokens whose keys and values are in the cache
         var turn: UInt64 = 0
@@ -112,4 +104,20 @@ func loadChatTemplate(_ nameOrPath: String) throws -> String {
     let data = try readFile(nameOrPath)
     guard let text = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(nameOrPath) is not valid UTF-8") }
     return text
+}
+
+/// The template a model is chatted with: `override` (a file or "chatml") if given, else the
+/// GGUF's own `tokenizer.chat_template`; a model with neither is an error.
+func chatTemplateSource(file: GGUFFile, model: String, override: String?) throws -> String {
+    if let override { return try loadChatTemplate(override) }
+    guard case .string(let own)? = file["tokenizer.chat_template"] else {
+        throw CLIError("\(model) has no chat template; pass --chat-template FILE or --chat-template chatml")
+    }
+    return own
+}
+
+/// The BOS and EOS texts a chat template receives as bos_token and eos_token.
+func templateMarkers(_ tokenizer: any Tokenizer) -> (bos: String, eos: String) {
+    (tokenizer.specialTokens.bos.flatMap { tokenizer.piece(for: $0) } ?? "",
+     tokenizer.specialTokens.eos.flatMap { tokenizer.piece(for: $0) } ?? "")
 }

@@ -134,19 +134,11 @@ struct GenerateCommand: ParsableCommand {
             text = decoded.hasSuffix("\n") ? String(decoded.dropLast()) : decoded
         }
         guard chat else { return tokenizer.encode(text, addSpecial: true, parseSpecial: true) }
-        let source: String
-        if let chatTemplate {
-            source = try loadChatTemplate(chatTemplate)
-        } else if case .string(let own)? = file["tokenizer.chat_template"] {
-            source = own
-        } else {
-            throw CLIError("\(model) has no chat template; pass --chat-template FILE or --chat-template chatml")
-        }
+        let source = try chatTemplateSource(file: file, model: model, override: chatTemplate)
         var messages: [ChatTemplate.Message] = []
         if let system { messages.append(.init(role: "system", content: system)) }
         messages.append(.init(role: "user", content: text))
-        let bos = tokenizer.specialTokens.bos.flatMap { tokenizer.piece(for: $0) } ?? ""
-        let eos = tokenizer.specialTokens.eos.flatMap { tokenizer.piece(for: $0) } ?? ""
+        let (bos, eos) = templateMarkers(tokenizer)
         let rendered: String
         do {
             rendered = try ChatTemplate(source).render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)

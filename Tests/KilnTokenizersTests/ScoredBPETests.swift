@@ -7,26 +7,9 @@ import Testing
 /// SentencePiece-style BPE against llama.cpp's vocab tests for Llama (SPM) and Phi-3.
 @Suite struct ScoredBPETests {
     @Test(arguments: ["llama-spm", "phi-3"]) func matchesLlamaCppVocabularyTests(name: String) throws {
+        try VocabFixture.check(name, roundTrip: true, scoredTokenizer)
         let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
-        let fixtureURL = directory.appendingPathComponent("ggml-vocab-\(name).json")
-        guard FileManager.default.fileExists(atPath: fixtureURL.path) else {
-            Issue.record("missing fixture \(fixtureURL.path)")
-            return
-        }
-        let fixture = try JSONDecoder().decode(VocabFixture.self, from: Data(contentsOf: fixtureURL))
-        let tokenizer = try scoredTokenizer(from: try GGUFFile(path: directory.appendingPathComponent(fixture.vocab_file).path))
-        var failures = 0
-        for c in fixture.cases {
-            let ids = tokenizer.encode(c.text, addSpecial: false, parseSpecial: false)
-            if ids != c.ids {
-                failures += 1
-                let got = ids.map { tokenizer.piece(for: $0) ?? "?" }, want = c.ids.map { tokenizer.piece(for: $0) ?? "?" }
-                Issue.record("\(name): \(c.text.debugDescription)\n  got  \(got)\n  want \(want)")
-            }
-            // Decoding gives the text back (SentencePiece is lossless here).
-            if failures == 0 { #expect(try tokenizer.decode(ids, skipSpecial: true) == c.text, "\(name) round trip \(c.text.debugDescription)") }
-            if failures > 5 { break }
-        }
+        let tokenizer = try scoredTokenizer(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-\(name).gguf").path))
         #expect(tokenizer.encode("", addSpecial: true, parseSpecial: false) == [1])
     }
 
