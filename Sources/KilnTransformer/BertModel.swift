@@ -51,11 +51,15 @@ public final class BertModel: @unchecked Sendable {
 
     /// Loads `config.json` and `model.safetensors` from a sentence-transformers folder.
     public init(folder: URL, pool: ThreadPool = .shared) throws {
+        let configURL = folder.appendingPathComponent("config.json")
+        guard let configData = try? Data(contentsOf: configURL) else {
+            throw SafetensorsError.invalid("\(folder.path) has no readable config.json (expected a sentence-transformers folder)")
+        }
         let configuration: Configuration
         do {
-            configuration = try JSONDecoder().decode(Configuration.self, from: Data(contentsOf: folder.appendingPathComponent("config.json")))
+            configuration = try JSONDecoder().decode(Configuration.self, from: configData)
         } catch {
-            throw SafetensorsError.invalid("\(folder.path)/config.json: \(error)")
+            throw SafetensorsError.invalid("\(configURL.path) does not describe a BERT model: \(error)")
         }
         let c = configuration
         guard c.hiddenSize > 0, c.headCount > 0, c.hiddenSize % c.headCount == 0, c.layerCount > 0, c.intermediateSize > 0 else {
