@@ -87,6 +87,20 @@ import Testing
         #expect(logits.indices.max { logits[$0] < logits[$1] } == 7042)  // llama.cpp's argmax for this prompt
     }
 
+    @Test func embedPrintsUnitVectors() throws {
+        guard Self.ready() else { return }
+        let folder = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/all-MiniLM-L6-v2").path
+        let run = try Self.kiln(["embed", "--model", folder, "--text", "A kiln fires clay", "Pottery", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        #expect(object?["dimension"] as? Int == 384)
+        let vectors = object?["embeddings"] as? [[Double]] ?? []
+        #expect(vectors.count == 2)
+        for v in vectors { #expect(abs(v.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4) }
+        let missing = try Self.kiln(["embed", "--model", "/nonexistent", "--text", "x"])
+        #expect(missing.status == 1 && missing.stderr.contains("no readable config.json"))
+    }
+
     @Test func chatTemplateRendersAConversation() throws {
         guard Self.ready() else { return }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString)")
