@@ -7,7 +7,8 @@
 //   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
 //   formats      KilnFormats  GGUF (memory-mapped, validated), independent of the kernels
 //   tokenizers   KilnTokenizers  the Tokenizer protocol: byte-level BPE, SentencePiece, WordPiece
-//   models       KilnTransformer GGUF → tokenizer today; the Llama and BERT models as they land
+//   search       KilnSearch   vector indexes on the kernels (exact flat index so far)
+//   models       KilnTransformer Llama decoder and generation, BERT encoder, GGUF → tokenizer
 //   apps         kiln         the command-line tool
 import PackageDescription
 
@@ -24,6 +25,7 @@ let package = Package(
         .library(name: "KilnKernels", targets: ["KilnKernels"]),
         .library(name: "KilnFormats", targets: ["KilnFormats"]),
         .library(name: "KilnTokenizers", targets: ["KilnTokenizers"]),
+        .library(name: "KilnSearch", targets: ["KilnSearch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +49,8 @@ let package = Package(
         .target(name: "KilnFormats", swiftSettings: nativeSwift),
         // Tokenizers behind one protocol: depends on nothing of Kiln's (vocabularies come in as arrays).
         .target(name: "KilnTokenizers", dependencies: ["CKilnSentencePiece"], swiftSettings: nativeSwift),
+        // Vector search on the kernels (no models, no tensors).
+        .target(name: "KilnSearch", dependencies: ["KilnKernels"], swiftSettings: nativeSwift),
         // Transformer models (Llama, BERT) and what connects them to formats and tokenizers.
         .target(name: "KilnTransformer", dependencies: ["KilnKernels", "KilnFormats", "KilnTokenizers"], swiftSettings: nativeSwift),
         .executableTarget(
@@ -69,6 +73,7 @@ let package = Package(
             name: "KilnTransformerTests",
             dependencies: ["KilnTransformer", "KilnKernels", "KilnFormats", "KilnTokenizers", "KilnTestSupport"],
             swiftSettings: nativeSwift),
+        .testTarget(name: "KilnSearchTests", dependencies: ["KilnSearch", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnTokenizersTests", dependencies: ["KilnTokenizers", "KilnFormats", "KilnTransformer", "KilnTestSupport"],
