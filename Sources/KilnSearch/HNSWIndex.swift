@@ -75,6 +75,27 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
+    struct Snapshot {
+        var vectors: [Float]
+        var ids: [Int64]
+        var removed: [Bool]
+        var links: [[[Int32]]]
+        var entryPoint: Int
+        var topLayer: Int
+    }
+
+    func snapshot() -> Snapshot {
+        Snapshot(vectors: vectors, ids: ids, removed: removed, links: links, entryPoint: entryPoint, topLayer: topLayer)
+    }
+
+    /// Replaces the whole state with one `load` has validated.
+    func restore(_ s: Snapshot) {
+        (vectors, ids, removed, links, entryPoint, topLayer) = (s.vectors, s.ids, s.removed, s.links, s.entryPoint, s.topLayer)
+        positions = [:]
+        for (node, id) in ids.enumerated() where !removed[node] { positions[id] = node }
+        visited = [UInt32](repeating: 0, count: ids.count)
+    }
+
     // MARK: graph
 
     private func score(_ q: [Float], _ node: Int) -> Float {

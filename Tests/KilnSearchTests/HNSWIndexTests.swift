@@ -1,3 +1,4 @@
+import Foundation
 import KilnSearch
 import KilnTestSupport
 import Testing
@@ -27,5 +28,35 @@ import Testing
         for id in gone { #expect(graph.remove(id)) }
         let after = try graph.search(Array(queries[0..<dimension]), k: 10)[0]
         #expect(after.count == 10 && Set(after.map(\.id)).isDisjoint(with: gone))
+    }
+}
+
+/// Saved indexes load back identical; damaged files are refused.
+@Suite struct HNSWPersistenceTests {
+    @Test func savesAndLoadsAndRefusesDamage() throws {
+        var rng = SeededGenerator(seed: 71)
+        let dimension = 16
+        let index = HNSWIndex(dimension: dimension, metric: .cosine, m: 8, efConstruction: 50, efSearch: 32)
+        try index.add(rng.normals(300 * dimension), ids: (0..<300).map { Int64($0) })
+        index.remove(7)
+        try index.add(rng.normals(dimension), ids: [7])  // a removed id can come back
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-hnsw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("index.kiln").path
+        try index.save(to: path)
+        let loaded = try HNSWIndex.load(from: path)
+        let queries = rng.normals(10 * dimension)
+        #expect(try loaded.search(queries, k: 5) == index.search(queries, k: 5))
+        #expect(loaded.count == 300)
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        for cut in [0, 7, 20, 100, good.count / 2, good.count - 1] {
+            try good.prefix(cut).write(to: URL(fileURLWithPath: path))
+            #expect(throws: HNSWIndex.PersistenceError.self) { _ = try HNSWIndex.load(from: path) }
+        }
+        var flipped = good
+        flipped[good.count / 3] ^= 0x40
+        try flipped.write(to: URL(fileURLWithPath: path))
+        #expect(throws: HNSWIndex.PersistenceError.corrupt("checksum mismatch")) { _ = try HNSWIndex.load(from: path) }
     }
 }
