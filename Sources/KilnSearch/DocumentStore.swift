@@ -1,0 +1,119 @@
+import Foundation
+
+/// Passages and their vectors on disk: an HNSW index (which also holds the vectors for exact
+/// search) plus one metadata record per passage, saved as a new generation of files and made
+/// current by renaming a one-line `CURRENT` file — so a crash mid-save leaves the previous
+/// generation in force.
+public final class DocumentStore {
+    public struct Passage: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var source: String
+        public var start: Int   // byte range of the passage in the source (for .jsonl: of the line)
+        public var end: Int
+        public var title: String?
+        public var text: String
+    }
+
+    struct Manifest: Codable {
+        var dimension: Int
+        var metric: DistanceMetric
+        var nextID: Int64
+        var passages: [Passage]
+        /// Source path → modification date and size when indexed, to notice changed files.
+        var sources: [String: SourceStamp]
+    }
+
+    public struct SourceStamp: Codable, Sendable, Equatable {
+        public var modified: Double
+        public var size: Int
+        public init(modified: Double, size: Int) {
+            self.modified = modified
+            self.size = size
+        }
+    }
+
+    public let directory: URL
+    public private(set) var index: HNSWIndex
+    private var manifest: Manifest
+    private var byID: [Int64: Int]
+
+    /// Opens the store in `directory`, or creates an empty one for vectors of `dimension`.
+    public init(directory: URL, dimension: Int, metric: DistanceMetric = .cosine) throws {
+        self.directory = directory
+        let current = directory.appendingPathComponent("CURRENT")
+        if let generation = try? String(contentsOf: current, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+           !generation.isEmpty {
+            guard generation.allSatisfy(\.isNumber) else { throw HNSWIndex.PersistenceError.corrupt("CURRENT names \(generation)") }
+            index = try HNSWIndex.load(from: directory.appendingPathComponent("vectors-\(generation).kiln").path)
+            let data = try Data(contentsOf: directory.appendingPathComponent("documents-\(generation).json"))
+            do {
+                manifest = try JSONDecoder().decode(Manifest.self, from: data)
+            } catch {
+                throw HNSWIndex.PersistenceError.corrupt("documents-\(generation).json: \(error)")
+            }
+            guard manifest.dimension == index.dimension, manifest.passages.count == index.count else {
+                throw HNSWIndex.PersistenceError.corrupt("documents and vectors disagree (\(manifest.passages.count) vs \(index.count))")
+            }
+            guard manifest.dimension == dimension else {
+                throw HNSWIndex.PersistenceError.corrupt("the index holds \(manifest.dimension)-dimensional vectors, the model makes \(dimension)")
+            }
+        } else {
+            index = HNSWIndex(dimension: dimension, metric: metric)
+            manifest = Manifest(dimension: dimension, metric: metric, nextID: 0, passages: [], sources: [:])
+        }
+        byID = Dictionary(uniqueKeysWithValues: manifest.passages.enumerated().map { ($0.element.id, $0.offset) })
+    }
+
+    public var passages: [Passage] { manifest.passages }
+    public var sources: [String: SourceStamp] { manifest.sources }
+
+    public func passage(_ id: Int64) -> Passage? { byID[id].map { manifest.passages[$0] } }
+
+    /// Whether `source` is indexed with this stamp already.
+    public func isCurrent(_ source: String, _ stamp: SourceStamp) -> Bool { manifest.sources[source] == stamp }
+
+    /// Replaces everything indexed from `source` with `passages` and their vectors.
+    public func replace(source: String, stamp: SourceStamp, passages new: [(start: Int, end: Int, title: String?, text: String)],
+                        vectors: [Float]) throws {
+        remove(source: source)
+        var ids: [Int64] = []
+        for p in new {
+            let id = manifest.nextID
+            manifest.nextID += 1
+            ids.append(id)
+            byID[id] = manifest.passages.count
+            manifest.passages.append(Passage(id: id, source: source, start: p.start, end: p.end, title: p.title, text: p.text))
+        }
+        try index.add(vectors, ids: ids)
+        manifest.sources[source] = stamp
+    }
+
+    /// Forgets a source's passages (tombstoned in the graph).
+    @discardableResult
+    public func remove(source: String) -> Int {
+        let gone = manifest.passages.filter { $0.source == source }
+        for p in gone { index.remove(p.id) }
+        manifest.passages.removeAll { $0.source == source }
+        manifest.sources[source] = nil
+        byID = Dictionary(uniqueKeysWithValues: manifest.passages.enumerated().map { ($0.element.id, $0.offset) })
+        return gone.count
+    }
+
+    /// Writes a new generation and switches CURRENT to it; the previous generation's files are
+    /// deleted only after the switch.
+    public func save() throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let current = directory.appendingPathComponent("CURRENT")
+        let previous = (try? String(contentsOf: current, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let generation = String((Int(previous ?? "0") ?? 0) + 1)
+        try index.save(to: directory.appendingPathComponent("vectors-\(generation).kiln").path)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(manifest).write(to: directory.appendingPathComponent("documents-\(generation).json"), options: .atomic)
+        try Data((generation + "\n").utf8).write(to: current, options: .atomic)
+        if let previous, previous != generation {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("vectors-\(previous).kiln"))
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("documents-\(previous).json"))
+        }
+    }
+}
