@@ -60,6 +60,7 @@ let package = Package(
                 "KilnFormats",
                 "KilnTokenizers",
                 "KilnTransformer",
+                "KilnSearch",
                 "CKilnBLAS",  // the benchmark calls OpenBLAS directly as the yardstick
                 "CKilnKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -38,7 +38,8 @@ public final class DocumentStore {
     private var byID: [Int64: Int]
 
     /// Opens the store in `directory`, or creates an empty one for vectors of `dimension`.
-    public init(directory: URL, dimension: Int, metric: DistanceMetric = .cosine) throws {
+    /// A nil dimension opens an existing store whatever its dimension.
+    public init(directory: URL, dimension: Int?, metric: DistanceMetric = .cosine) throws {
         self.directory = directory
         let current = directory.appendingPathComponent("CURRENT")
         if let generation = try? String(contentsOf: current, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
@@ -54,10 +55,11 @@ public final class DocumentStore {
             guard manifest.dimension == index.dimension, manifest.passages.count == index.count else {
                 throw HNSWIndex.PersistenceError.corrupt("documents and vectors disagree (\(manifest.passages.count) vs \(index.count))")
             }
-            guard manifest.dimension == dimension else {
+            if let dimension, manifest.dimension != dimension {
                 throw HNSWIndex.PersistenceError.corrupt("the index holds \(manifest.dimension)-dimensional vectors, the model makes \(dimension)")
             }
         } else {
+            guard let dimension else { throw HNSWIndex.PersistenceError.corrupt("no index in \(directory.path)") }
             index = HNSWIndex(dimension: dimension, metric: metric)
             manifest = Manifest(dimension: dimension, metric: metric, nextID: 0, passages: [], sources: [:])
         }

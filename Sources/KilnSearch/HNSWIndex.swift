@@ -75,6 +75,13 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
+    /// The stored (normalized for cosine) vectors and ids of live entries, row-major.
+    public func liveVectors() -> [Float] {
+        ids.indices.filter { !removed[$0] }.flatMap { vectors[($0 * dimension)..<(($0 + 1) * dimension)] }
+    }
+
+    public func liveIDs() -> [Int64] { ids.indices.filter { !removed[$0] }.map { ids[$0] } }
+
     struct Snapshot {
         var vectors: [Float]
         var ids: [Int64]

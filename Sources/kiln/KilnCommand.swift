@@ -6,7 +6,8 @@ struct KilnCommand: ParsableCommand {
         abstract: "Kiln: generative AI on the CPU — text generation, image generators, embeddings and search.",
         version: "0.1.0",
         subcommands: [
-            InfoCommand.self, GenerateCommand.self, ChatCommand.self, EmbedCommand.self, TokenizeCommand.self, DetokenizeCommand.self, ChatTemplateCommand.self, TokenizerCommand.self,
+            InfoCommand.self, GenerateCommand.self, ChatCommand.self, EmbedCommand.self, IndexCommand.self, SearchCommand.self,
+            TokenizeCommand.self, DetokenizeCommand.self, ChatTemplateCommand.self, TokenizerCommand.self,
             BenchCommand.self,
         ]
     )
