@@ -101,6 +101,27 @@ import Testing
         #expect(missing.status == 1 && missing.stderr.contains("no readable config.json"))
     }
 
+    @Test func indexAndSearchDocuments() throws {
+        guard Self.ready() else { return }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-docs-\(UUID().uuidString)")
+        let docs = root.appendingPathComponent("docs"), index = root.appendingPathComponent("index").path
+        try FileManager.default.createDirectory(at: docs.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try "Pottery is fired in a kiln at high temperature.".write(to: docs.appendingPathComponent("kiln.md"), atomically: true, encoding: .utf8)
+        try "The Swift language compiles to native code.".write(to: docs.appendingPathComponent("sub/swift.txt"), atomically: true, encoding: .utf8)
+        try Data([0x62, 0, 0x6E]).write(to: docs.appendingPathComponent("sub/blob.txt"))
+        let model = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/all-MiniLM-L6-v2").path
+        let add = try Self.kiln(["index", "add", docs.path, "--index", index, "--model", model])
+        #expect(add.status == 0 && add.stdout.contains("indexed 2 passages") && add.stderr.contains("skipping"), "\(add.stdout)\(add.stderr)")
+        let search = try Self.kiln(["search", "how hot does a kiln get", "--index", index, "--model", model, "-k", "2", "--json"])
+        let lists = try JSONSerialization.jsonObject(with: Data(search.stdout.utf8)) as? [[[String: Any]]]
+        #expect((lists?.first?.first?["source"] as? String)?.hasSuffix("kiln.md") == true, "\(search.stdout)\(search.stderr)")
+        let exact = try Self.kiln(["search", "compiled programming language", "--index", index, "--model", model, "-k", "1", "--exact"])
+        #expect(exact.status == 0 && exact.stdout.contains("swift.txt"))
+        let none = try Self.kiln(["search", "x", "--index", root.appendingPathComponent("none").path, "--model", model])
+        #expect(none.status == 1 && none.stderr.contains("no index"))
+    }
+
     @Test func chatTemplateRendersAConversation() throws {
         guard Self.ready() else { return }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString)")
