@@ -49,8 +49,8 @@ let package = Package(
         .target(name: "KilnFormats", swiftSettings: nativeSwift),
         // Tokenizers behind one protocol: depends on nothing of Kiln's (vocabularies come in as arrays).
         .target(name: "KilnTokenizers", dependencies: ["CKilnSentencePiece"], swiftSettings: nativeSwift),
-        // Vector search on the kernels (no models, no tensors).
-        .target(name: "KilnSearch", dependencies: ["KilnKernels"], swiftSettings: nativeSwift),
+        // Vector search on the kernels (no models, no tensors); index files through KilnFormats.
+        .target(name: "KilnSearch", dependencies: ["KilnKernels", "KilnFormats"], swiftSettings: nativeSwift),
         // Transformer models (Llama, BERT) and what connects them to formats and tokenizers.
         .target(name: "KilnTransformer", dependencies: ["KilnKernels", "KilnFormats", "KilnTokenizers"], swiftSettings: nativeSwift),
         .executableTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import KilnFormats
 
 /// Passages and their vectors on disk: an HNSW index (which also holds the vectors for exact
 /// search) plus one metadata record per passage, saved as a new generation of files and made
@@ -111,8 +112,8 @@ public final class DocumentStore {
         try index.save(to: directory.appendingPathComponent("vectors-\(generation).kiln").path)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(manifest).write(to: directory.appendingPathComponent("documents-\(generation).json"), options: .atomic)
-        try Data((generation + "\n").utf8).write(to: current, options: .atomic)
+        try DurableFile.write(try encoder.encode(manifest), to: directory.appendingPathComponent("documents-\(generation).json").path)
+        try DurableFile.write(Data((generation + "\n").utf8), to: current.path)
         if let previous, previous != generation {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent("vectors-\(previous).kiln"))
             try? FileManager.default.removeItem(at: directory.appendingPathComponent("documents-\(previous).json"))

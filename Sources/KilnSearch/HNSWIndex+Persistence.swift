@@ -1,4 +1,5 @@
 import Foundation
+import KilnFormats
 
 /// The on-disk form of an HNSW index: one file, written atomically (temporary file, fsync,
 /// rename), so a crash during a save always leaves the previous index readable.
@@ -47,22 +48,10 @@ extension HNSWIndex {
             }
         }
         put(fnv1a(out))
-        let temporary = path + ".partial-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw PersistenceError.cannotWrite("\(temporary): \(String(cString: strerror(errno)))") }
-        let ok = out.withUnsafeBytes { raw -> Bool in
-            var written = 0
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return fsync(fd) == 0
-        }
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw PersistenceError.cannotWrite(path)
+        do {
+            try DurableFile.write(out, to: path)
+        } catch {
+            throw PersistenceError.cannotWrite("\(error)")
         }
     }
 

@@ -149,15 +149,12 @@ struct GenerateCommand: ParsableCommand {
     }
 }
 
-/// Writes through a temporary file and a rename, so readers never see half a file.
+/// Writes durably and atomically (see DurableFile), as a CLI error on failure.
 func writeAtomically(_ data: Data, to path: String) throws {
-    let temporary = path + ".partial-\(getpid())"
     do {
-        try data.write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, path) == 0 else { throw CLIError("cannot move \(temporary) to \(path)") }
+        try DurableFile.write(data, to: path)
     } catch {
-        try? FileManager.default.removeItem(atPath: temporary)
-        throw CLIError("cannot write \(path): \(error)")
+        throw CLIError("\(error)")
     }
 }
 

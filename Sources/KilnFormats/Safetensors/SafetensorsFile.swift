@@ -193,27 +193,11 @@ public enum SafetensorsWriter {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { output.append(contentsOf: $0) }
         output.append(json)
         for e in ordered { output.append(e.bytes) }
-        try writeDurably(output, to: path)
+        do {
+            try DurableFile.write(output, to: path)
+        } catch {
+            throw SafetensorsError.cannotWrite("\(error)")
+        }
     }
 
-    static func writeDurably(_ data: Data, to path: String) throws {
-        let temporary = path + ".partial-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw SafetensorsError.cannotWrite("\(temporary): \(String(cString: strerror(errno)))") }
-        var ok = data.withUnsafeBytes { raw -> Bool in
-            var written = 0
-            while written < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw SafetensorsError.cannotWrite("\(path): \(String(cString: strerror(errno)))")
-        }
-    }
 }
