@@ -119,11 +119,15 @@ public final class BertModel: @unchecked Sendable {
         var x = [Float](repeating: 0, count: rows * h)
         var mask = [UInt8](repeating: 0, count: rows)
         // Embeddings: word + position + token type 0, then LayerNorm.
-        for (b, ids) in sequences.enumerated() {
-            for (p, id) in ids.enumerated() {
-                let r = (b * length + p) * h
-                mask[b * length + p] = 1
-                for d in 0..<h { x[r + d] = wordEmbeddings[id * h + d] + positionEmbeddings[p * h + d] + typeEmbeddings[d] }
+        x.withUnsafeMutableBufferPointer { xb in
+            for (b, ids) in sequences.enumerated() {
+                for (p, id) in ids.enumerated() {
+                    mask[b * length + p] = 1
+                    let row = UnsafeMutableBufferPointer(rebasing: xb[((b * length + p) * h)..<((b * length + p + 1) * h)])
+                    VectorOps.add(UnsafeBufferPointer(rebasing: wordEmbeddings[(id * h)...]),
+                                  UnsafeBufferPointer(rebasing: positionEmbeddings[(p * h)...]), into: row, count: h)
+                    VectorOps.add(UnsafeBufferPointer(row), typeEmbeddings, into: row, count: h)
+                }
             }
         }
         layerNorm(&x, rows, embeddingNorm)
@@ -153,17 +157,20 @@ public final class BertModel: @unchecked Sendable {
             layerNorm(&x, rows, layer.outputNorm)
         }
         // Mean over the real tokens, then unit length.
-        return sequences.enumerated().map { b, ids in
-            var mean = [Float](repeating: 0, count: h)
-            for p in 0..<ids.count { for d in 0..<h { mean[d] += x[(b * length + p) * h + d] } }
-            let n = Float(ids.count)
-            var norm: Float = 0
-            for d in 0..<h {
-                mean[d] /= n
-                norm += mean[d] * mean[d]
+        return x.withUnsafeBufferPointer { xb in
+            sequences.enumerated().map { b, ids in
+                var mean = [Float](repeating: 0, count: h)
+                mean.withUnsafeMutableBufferPointer { m in
+                    for p in 0..<ids.count {
+                        VectorOps.axpy(1, UnsafeBufferPointer(rebasing: xb[((b * length + p) * h)...]), m, count: h)
+                    }
+                    let squared = VectorOps.dot(UnsafeBufferPointer(m), UnsafeBufferPointer(m), count: h) / Float(ids.count * ids.count)
+                    // mean / ‖mean‖ = sum / ‖sum‖; the 1/n only matters for the norm guard.
+                    let inverse = 1 / (max(squared.squareRoot(), 1e-12) * Float(ids.count))
+                    VectorOps.scale(UnsafeBufferPointer(m), by: inverse, into: m, count: h)
+                }
+                return mean
             }
-            let inverse = 1 / max(norm.squareRoot(), 1e-12)
-            return mean.map { $0 * inverse }
         }
     }
 
