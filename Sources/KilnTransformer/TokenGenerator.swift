@@ -43,10 +43,10 @@ public final class TokenGenerator {
         var history = prompt
         var generated: [Int] = []
         var stream = StreamingDetokenizer(tokenizer: tokenizer, skipSpecial: true)
-        var text = ""       // everything decoded so far
-        var emitted = 0     // characters of `text` already passed to onText
+        var emittedText = ""  // text already passed to onText
+        var pending = ""      // decoded text not yet passed on: at most the new piece + (longest stop − 1)
         var reason = StopReason.length
-        let longestStop = stopStrings.map(\.count).max() ?? 0
+        let holdBack = max(0, (stopStrings.map(\.count).max() ?? 0) - 1)
         while generated.count < maxTokens {
             Sampler.applyPenalties(model.logits, history: history[...], sampling)
             let token = Sampler.sample(UnsafeBufferPointer(model.logits), sampling, uniform: random.next())
@@ -56,17 +56,19 @@ public final class TokenGenerator {
             }
             generated.append(token)
             history.append(token)
-            text += try stream.append(token)
-            if let range = stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
-                text = String(text[..<range.lowerBound])
+            pending += try stream.append(token)
+            // Only the held-back tail can contain a stop string that was not complete before.
+            if let range = stopStrings.compactMap({ pending.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+                pending = String(pending[..<range.lowerBound])
                 reason = .stop
                 break
             }
-            // Emit all but the last (longest stop − 1) characters, which a stop string could still claim.
-            let safe = max(emitted, text.count - max(0, longestStop - 1))
-            if safe > emitted {
-                onText(String(text.dropFirst(emitted).prefix(safe - emitted)))
-                emitted = safe
+            // Pass on all but the last (longest stop − 1) characters, which a stop string could still claim.
+            if pending.count > holdBack {
+                let ready = String(pending.dropLast(holdBack))
+                onText(ready)
+                emittedText += ready
+                pending = String(pending.suffix(holdBack))
             }
             if generated.count == maxTokens { break }
             if history.count >= model.contextSize {
@@ -74,8 +76,9 @@ public final class TokenGenerator {
             }
             try model.forward([token], startPosition: history.count - 1)
         }
-        if reason != .stop { text += stream.finish() }
-        if text.count > emitted { onText(String(text.dropFirst(emitted))) }
+        if reason != .stop { pending += stream.finish() }
+        if !pending.isEmpty { onText(pending) }
+        let text = emittedText + pending
         let end = monotonicNanoseconds()
         return Result(promptTokens: prompt, tokens: generated, text: text, stopReason: reason,
                       prefillSeconds: Double(prefillDone - start) * 1e-9, decodeSeconds: Double(end - prefillDone) * 1e-9)
