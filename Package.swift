@@ -40,10 +40,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]
         ),
         .target(name: "CKilnKernels", path: "Sources/CKilnKernels", cSettings: nativeC),
+        // The kernels are optimized in debug builds too: the model tests run real models through
+        // them, and unoptimized SIMD loops would make `swift test` minutes slower.
         .target(
             name: "KilnKernels",
             dependencies: ["CKilnBLAS", "CKilnKernels"],
-            swiftSettings: nativeSwift
+            swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
         .target(name: "KilnFormats", swiftSettings: nativeSwift),

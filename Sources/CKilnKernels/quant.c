@@ -1,10 +1,10 @@
 // Quantized block kernels (see include/kiln_quant.h for the formats).
 //
-// The AVX-512 VNNI path handles two blocks (64 weights) per step: the weight nibbles are widened
-// to bytes in activation order and multiplied with vpdpbusd (unsigned weights x signed
-// activations). Integer corrections (Q4_0's -8, Q8_0's +128 bias) are applied per block in the
-// integer domain so that each block's integer dot product is exact, as llama.cpp's is.
-// A portable path computes the same integer sums one block at a time.
+// The AVX-512 VNNI path widens the weight nibbles to bytes in activation order and multiplies them
+// with vpdpbusd (unsigned x signed; signed weights through |w| and a sign-flipped activation).
+// Integer sums are exact; the float steps after them follow llama.cpp's CPU order (see "dot
+// products" below), so Kiln and llama.cpp produce the same bits from the same file. A portable
+// path computes the same sums and float steps one output at a time.
 #include "kiln_quant.h"
 
 #include <math.h>
@@ -165,30 +165,41 @@ void kiln_dequantize(int type, const void *blocks, int64_t blockCount, float *ou
 }
 
 // ---- dot products --------------------------------------------------------------------------
+//
+// Every output follows llama.cpp's x86 order exactly, so logits agree to the last bit: per block,
+// eight lanes each hold the integer dot of four consecutive elements, scaled by the float product
+// d_w·d_a and accumulated with one FMA per block; the eight lanes are then summed pairwise
+// ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), and Q4_1's Σ m·s (its own FMA chain) is added last.
+// The VNNI path keeps two weight rows in one 512-bit register, one row per 256-bit half.
 
-// Per block: the exact integer dot Σ w_q * a_q with each type's offset removed, its float scale,
-// and an additive float term (Q4_1's m * s). Used by the portable path and for odd tail blocks.
-KILN_ALWAYS_INLINE float block_dot_portable(int type, const uint8_t *p, const int8_t *a, float da,
-                                            float sa) {
-    const float d = kiln_f16_to_f32_scalar(load_u16(p));
-    int32_t sum = 0;
+// The eight lane sums of one block: lane j = Σ (w_k − offset)·a_k over k = 4j..4j+3.
+KILN_ALWAYS_INLINE void block_lanes_portable(int type, const uint8_t *p, const int8_t *a, int32_t lanes[8]) {
+    int32_t w[KILN_QK];
     switch (type) {
     case KILN_QTYPE_Q4_0:
         for (int j = 0; j < 16; j++) {
-            sum += ((p[2 + j] & 0x0F) - 8) * a[j] + ((p[2 + j] >> 4) - 8) * a[j + 16];
+            w[j] = (p[2 + j] & 0x0F) - 8;
+            w[j + 16] = (p[2 + j] >> 4) - 8;
         }
-        return d * da * (float)sum;
-    case KILN_QTYPE_Q4_1: {
-        const float m = kiln_f16_to_f32_scalar(load_u16(p + 2));
-        for (int j = 0; j < 16; j++) sum += (p[4 + j] & 0x0F) * a[j] + (p[4 + j] >> 4) * a[j + 16];
-        return d * da * (float)sum + m * sa;
-    }
-    case KILN_QTYPE_Q8_0:
-        for (int j = 0; j < 32; j++) sum += (int8_t)p[2 + j] * a[j];
-        return d * da * (float)sum;
+        break;
+    case KILN_QTYPE_Q4_1:
+        for (int j = 0; j < 16; j++) {
+            w[j] = p[4 + j] & 0x0F;
+            w[j + 16] = p[4 + j] >> 4;
+        }
+        break;
     default:
-        return 0.0f;
+        for (int j = 0; j < 32; j++) w[j] = (int8_t)p[2 + j];
+        break;
     }
+    for (int l = 0; l < 8; l++) {
+        lanes[l] = w[4 * l] * a[4 * l] + w[4 * l + 1] * a[4 * l + 1] + w[4 * l + 2] * a[4 * l + 2] +
+                   w[4 * l + 3] * a[4 * l + 3];
+    }
+}
+
+KILN_ALWAYS_INLINE float sum_lanes8(const float l[8]) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
 #if KILN_VNNI
@@ -205,166 +216,99 @@ KILN_ALWAYS_INLINE __m512i unpack_nibble_pair(const uint8_t *qs0, const uint8_t 
     return _mm512_and_si512(_mm512_srlv_epi16(spread, shifts), _mm512_set1_epi8(0x0F));
 }
 
-// Signed Q8_0 weights of two blocks, biased by +128 so that vpdpbusd can take them as unsigned.
-KILN_ALWAYS_INLINE __m512i load_q8_pair_biased(const uint8_t *qs0, const uint8_t *qs1) {
-    const __m512i pair = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qs0)),
-        _mm256_loadu_si256((const __m256i *)qs1), 1);
-    return _mm512_xor_si512(pair, _mm512_set1_epi8((char)0x80));
-}
-
-// Puts c0 into lane 0 and c1 into lane 8 (the first lane of each block's eight), zero elsewhere.
-KILN_ALWAYS_INLINE __m512i block_pair_correction(int32_t c0, int32_t c1) {
-    return _mm512_mask_blend_epi32(0x0100, _mm512_maskz_set1_epi32(0x0001, c0),
-                                   _mm512_maskz_set1_epi32(0x0100, c1));
+// Signed weights times signed activations through vpdpbusd (unsigned × signed): |w| against a
+// carrying w's sign. Exact, as |w| ≤ 128 and activations stay within ±127.
+KILN_ALWAYS_INLINE __m512i dot_signed(__m512i w, __m512i a) {
+    const __m512i flipped = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), flipped);
 }
 
 KILN_ALWAYS_INLINE __m512 pair_scale(float s0, float s1) {
     return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
 }
 
-// R weight rows against T activation rows (R·T ≤ 4 accumulator pairs), results into
-// out[t * outStride + r]. Independent accumulators per (row, token) keep the FMA dependency chains
-// apart; activation vectors and the per-token integer corrections are loaded once per block pair
-// and shared by the R rows.
+KILN_ALWAYS_INLINE float hsum8(__m256 x) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+// R weight rows (1…4) against T activation rows (1…4), results into out[t * outStride + r].
+// Rows go in pairs, one per 256-bit half (an odd last row is paired with itself); each token's
+// activation block is broadcast to both halves and shared by the pairs, each pair's weights are
+// widened once and shared by the tokens.
 KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int R,
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int T,
                                   float *out, int64_t outStride) {
     const size_t bytes = kiln_quant_block_bytes(type);
-    __m512 acc[4][4];
-    float extra[4][4];
-    for (int r = 0; r < R; r++) {
-        for (int t = 0; t < T; t++) {
-            acc[r][t] = _mm512_setzero_ps();
-            extra[r][t] = 0.0f;
-        }
+    const int P = (R + 1) / 2;
+    __m512 acc[2][4];
+    float summs[4][4];
+    for (int p = 0; p < 2; p++) {
+        for (int t = 0; t < 4; t++) acc[p][t] = _mm512_setzero_ps();
     }
-    const int32_t bias = type == KILN_QTYPE_Q4_0 ? 8 : (type == KILN_QTYPE_Q8_0 ? 128 : 0);
-    int64_t b = 0;
-    for (; b + 2 <= blockCount; b += 2) {
-        __m512i av[4], correction[4];
-        float as0[4], as1[4];
+    for (int r = 0; r < 4; r++) {
+        for (int t = 0; t < 4; t++) summs[r][t] = 0.0f;
+    }
+    for (int64_t b = 0; b < blockCount; b++) {
+        __m512i av[4];
+        float as[4];
         for (int t = 0; t < T; t++) {
             const int64_t block = (firstToken + t) * blockCount + b;
-            av[t] = _mm512_loadu_si512((const void *)(a.values + block * KILN_QK));
-            as0[t] = a.scales[block];
-            as1[t] = a.scales[block + 1];
-            if (bias != 0) {
-                correction[t] = block_pair_correction(bias * a.integerSums[block], bias * a.integerSums[block + 1]);
-            }
+            av[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
+            as[t] = a.scales[block];
         }
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p0 = base + (size_t)(firstRow + r) * rowBytes + b * bytes;
-            const uint8_t *p1 = p0 + bytes;
+        for (int p = 0; p < P; p++) {
+            const int r0 = 2 * p, r1 = 2 * p + 1 < R ? 2 * p + 1 : 2 * p;
+            const uint8_t *p0 = base + (size_t)(firstRow + r0) * rowBytes + b * bytes;
+            const uint8_t *p1 = base + (size_t)(firstRow + r1) * rowBytes + b * bytes;
             // Decode streams weights from DRAM once: fetch the same spot of the rows four tiles
-            // ahead into L2, so loads are in flight while this tile computes (L1 prefetches
-            // measured slower: they evict the activations).
-            if (T == 1) _mm_prefetch((const char *)(p0 + KILN_PREFETCH_ROWS * rowBytes), _MM_HINT_T1);
-            const float d0 = _cvtsh_ss(load_u16(p0));
-            const float d1 = _cvtsh_ss(load_u16(p1));
+            // ahead into L2, so loads are in flight while this tile computes.
+            if (T == 1) {
+                _mm_prefetch((const char *)(p0 + KILN_PREFETCH_ROWS * rowBytes), _MM_HINT_T1);
+                _mm_prefetch((const char *)(p1 + KILN_PREFETCH_ROWS * rowBytes), _MM_HINT_T1);
+            }
+            const __m512 wScale = pair_scale(_cvtsh_ss(load_u16(p0)), _cvtsh_ss(load_u16(p1)));
             __m512i w;
-            float m0 = 0, m1 = 0;
             if (type == KILN_QTYPE_Q4_1) {
-                m0 = _cvtsh_ss(load_u16(p0 + 2));
-                m1 = _cvtsh_ss(load_u16(p1 + 2));
                 w = unpack_nibble_pair(p0 + 4, p1 + 4);
+                const float m0 = _cvtsh_ss(load_u16(p0 + 2)), m1 = _cvtsh_ss(load_u16(p1 + 2));
+                for (int t = 0; t < T; t++) {
+                    const float s = a.sums[(firstToken + t) * blockCount + b];
+                    summs[r0][t] = fmaf(m0, s, summs[r0][t]);
+                    if (r1 != r0) summs[r1][t] = fmaf(m1, s, summs[r1][t]);
+                }
             } else if (type == KILN_QTYPE_Q4_0) {
-                w = unpack_nibble_pair(p0 + 2, p1 + 2);
+                w = _mm512_sub_epi8(unpack_nibble_pair(p0 + 2, p1 + 2), _mm512_set1_epi8(8));
             } else {
-                w = load_q8_pair_biased(p0 + 2, p1 + 2);
+                w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
             }
             for (int t = 0; t < T; t++) {
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[t]);
-                if (bias != 0) {
-                    dot = _mm512_sub_epi32(dot, correction[t]);
-                } else {
-                    const int64_t block = (firstToken + t) * blockCount + b;
-                    extra[r][t] += m0 * a.sums[block] + m1 * a.sums[block + 1];
-                }
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), pair_scale(d0 * as0[t], d1 * as1[t]), acc[r][t]);
+                const __m512i dot = type == KILN_QTYPE_Q4_1 ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[t])
+                                                            : dot_signed(w, av[t]);
+                const __m512 scale = _mm512_mul_ps(wScale, _mm512_set1_ps(as[t]));
+                acc[p][t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[p][t]);
             }
         }
     }
-    for (int r = 0; r < R; r++) {
-        const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
+    for (int p = 0; p < P; p++) {
         for (int t = 0; t < T; t++) {
-            float total = _mm512_reduce_add_ps(acc[r][t]) + extra[r][t];
-            if (b < blockCount) {  // odd tail block
-                const int64_t block = (firstToken + t) * blockCount + b;
-                total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
-                                            a.sums[block]);
+            const int r0 = 2 * p;
+            out[(firstToken + t) * outStride + firstRow + r0] =
+                hsum8(_mm512_castps512_ps256(acc[p][t])) + summs[r0][t];
+            if (r0 + 1 < R) {
+                out[(firstToken + t) * outStride + firstRow + r0 + 1] =
+                    hsum8(_mm512_extractf32x8_ps(acc[p][t], 1)) + summs[r0 + 1][t];
             }
-            out[(firstToken + t) * outStride + firstRow + r] = total;
-        }
-    }
-}
-
-// Prefill tile: four weight rows × four tokens, sixteen accumulators. Each row's nibbles are
-// widened once per block pair and each token's activations loaded once, so the unpacking is
-// shared by four tokens and the activation loads by four rows. Q4_1's m·s term goes into the
-// same accumulator as a second FMA (each of a block's 8 lanes carries 1/8 of it).
-KILN_ALWAYS_INLINE void tile4x4_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow,
-                                     int64_t blockCount, KilnQ8Activations a, int64_t firstToken,
-                                     float *out, int64_t outStride) {
-    const size_t bytes = kiln_quant_block_bytes(type);
-    __m512 acc[4][4];
-    for (int r = 0; r < 4; r++) {
-        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
-    }
-    const int32_t bias = type == KILN_QTYPE_Q4_0 ? 8 : (type == KILN_QTYPE_Q8_0 ? 128 : 0);
-    int64_t b = 0;
-    for (; b + 2 <= blockCount; b += 2) {
-        __m512 aScale[4], aSum[4];
-        __m512i correction[4];
-        for (int t = 0; t < 4; t++) {
-            const int64_t block = (firstToken + t) * blockCount + b;
-            aScale[t] = pair_scale(a.scales[block], a.scales[block + 1]);
-            if (type == KILN_QTYPE_Q4_1) aSum[t] = pair_scale(0.125f * a.sums[block], 0.125f * a.sums[block + 1]);
-            if (bias != 0) {
-                correction[t] = block_pair_correction(bias * a.integerSums[block], bias * a.integerSums[block + 1]);
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            const uint8_t *p0 = base + (size_t)(firstRow + r) * rowBytes + b * bytes;
-            const uint8_t *p1 = p0 + bytes;
-            const __m512 wScale = pair_scale(_cvtsh_ss(load_u16(p0)), _cvtsh_ss(load_u16(p1)));
-            __m512 wMin = _mm512_setzero_ps();
-            __m512i w;
-            if (type == KILN_QTYPE_Q4_1) {
-                wMin = pair_scale(_cvtsh_ss(load_u16(p0 + 2)), _cvtsh_ss(load_u16(p1 + 2)));
-                w = unpack_nibble_pair(p0 + 4, p1 + 4);
-            } else if (type == KILN_QTYPE_Q4_0) {
-                w = unpack_nibble_pair(p0 + 2, p1 + 2);
-            } else {
-                w = load_q8_pair_biased(p0 + 2, p1 + 2);
-            }
-            for (int t = 0; t < 4; t++) {
-                const int64_t block = (firstToken + t) * blockCount + b;
-                const __m512i av = _mm512_loadu_si512((const void *)(a.values + block * KILN_QK));
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av);
-                if (bias != 0) dot = _mm512_sub_epi32(dot, correction[t]);
-                acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot), aScale[t]), wScale, acc[r][t]);
-                if (type == KILN_QTYPE_Q4_1) acc[r][t] = _mm512_fmadd_ps(wMin, aSum[t], acc[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < 4; r++) {
-        const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
-        for (int t = 0; t < 4; t++) {
-            float total = _mm512_reduce_add_ps(acc[r][t]);
-            if (b < blockCount) {  // odd tail block
-                const int64_t block = (firstToken + t) * blockCount + b;
-                total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
-                                            a.sums[block]);
-            }
-            out[(firstToken + t) * outStride + firstRow + r] = total;
         }
     }
 }
 
 #endif  // KILN_VNNI
 
-// The portable path: one block at a time, same per-block integer sums.
+// The portable path: the same lanes, FMAs and pairwise sums one output at a time.
 KILN_ALWAYS_INLINE void tile_portable(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int R,
                                       int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int T,
                                       float *out, int64_t outStride) {
@@ -372,13 +316,18 @@ KILN_ALWAYS_INLINE void tile_portable(int type, const uint8_t *base, size_t rowB
     for (int r = 0; r < R; r++) {
         const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
         for (int t = 0; t < T; t++) {
-            float total = 0.0f;
+            float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            float summs = 0.0f;
             for (int64_t b = 0; b < blockCount; b++) {
                 const int64_t block = (firstToken + t) * blockCount + b;
-                total += block_dot_portable(type, row + b * bytes, a.values + block * KILN_QK, a.scales[block],
-                                            a.sums[block]);
+                const uint8_t *p = row + b * bytes;
+                int32_t sums[8];
+                block_lanes_portable(type, p, a.values + block * KILN_QK, sums);
+                const float scale = kiln_f16_to_f32_scalar(load_u16(p)) * a.scales[block];
+                for (int l = 0; l < 8; l++) lanes[l] = fmaf(scale, (float)sums[l], lanes[l]);
+                if (type == KILN_QTYPE_Q4_1) summs = fmaf(kiln_f16_to_f32_scalar(load_u16(p + 2)), a.sums[block], summs);
             }
-            out[(firstToken + t) * outStride + firstRow + r] = total;
+            out[(firstToken + t) * outStride + firstRow + r] = sum_lanes8(lanes) + summs;
         }
     }
 }
@@ -396,32 +345,17 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
     return sum;
 }
 
-// Tiles: a single activation row (decode) takes weight rows four at a time; a batch (prefill)
-// takes four weight rows against four activation rows, so every block is unpacked once per four
-// tokens and every activation block loaded once per four rows. Specialized per type so the inner
-// branches fold away.
-#if KILN_VNNI
-#define KILN_TILE4x4(TYPE, r, t) tile4x4_vnni(TYPE, base, rowBytes, r, blockCount, a, t, out, outStride)
-#else
-#define KILN_TILE4x4(TYPE, r, t) tile_portable(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, out, outStride)
-#endif
-
+// Tiles of four weight rows × up to four tokens: every block is widened once per four tokens and
+// every activation block loaded once per four rows. Specialized per type so the inner branches
+// fold away.
 #define KILN_MATMUL_BODY(TYPE)                                                                       \
-    if (tokenCount == 1) {                                                                           \
-        int64_t r = rowBegin;                                                                        \
-        for (; r + 4 <= rowEnd; r += 4) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, 0, 1, out, outStride); \
-        for (; r < rowEnd; r++) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, 0, 1, out, outStride);       \
-    } else {                                                                                         \
-        int64_t r = rowBegin;                                                                        \
-        for (; r + 4 <= rowEnd; r += 4) {                                                            \
-            int64_t t = 0;                                                                           \
-            for (; t + 4 <= tokenCount; t += 4) KILN_TILE4x4(TYPE, r, t);                            \
-            for (; t < tokenCount; t++) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, out, outStride); \
-        }                                                                                            \
-        for (; r < rowEnd; r++) {                                                                    \
-            int64_t t = 0;                                                                           \
-            for (; t + 4 <= tokenCount; t += 4) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, t, 4, out, outStride); \
-            for (; t < tokenCount; t++) KILN_TILE(TYPE, base, rowBytes, r, 1, blockCount, a, t, 1, out, outStride);       \
+    for (int64_t r = rowBegin; r < rowEnd; r += 4) {                                                 \
+        const int R = rowEnd - r < 4 ? (int)(rowEnd - r) : 4;                                        \
+        for (int64_t t = 0; t < tokenCount; t += 4) {                                                \
+            const int T = tokenCount - t < 4 ? (int)(tokenCount - t) : 4;                            \
+            if (R == 4 && T == 4) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, out, outStride); \
+            else if (R == 4 && T == 1) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, out, outStride); \
+            else KILN_TILE(TYPE, base, rowBytes, r, R, blockCount, a, t, T, out, outStride);         \
         }                                                                                            \
     }
 

@@ -10,19 +10,10 @@ extension VectorOps {
         requireCount(out.count, atLeast: count, "out")
         if let weight { requireCount(weight.count, atLeast: count, "weight") }
         let x = x.baseAddress!, o = out.baseAddress!
-        // Squares summed in Double, as ggml does: the mean then rounds to the same Float.
-        var i = 0
-        var wide = SIMD8<Double>()
-        while i + 8 <= count {
-            let v = x.load8(i)
-            wide += SIMD8<Double>(v * v)
-            i += 8
-        }
-        var sum = wide.sum()
-        while i < count {
-            sum += Double(x[i] * x[i])
-            i += 1
-        }
+        // Squares rounded to Float, then summed in Double one after another, as ggml does, so the
+        // mean rounds to the same Float as llama.cpp's.
+        var sum = 0.0
+        for i in 0..<count { sum += Double(x[i] * x[i]) }
         let meanSquare = Float(sum / Double(count))
         let inverse = 1 / (meanSquare + epsilon).squareRoot()
         affine(x, o, count, shift: 0, scale: inverse, weight: weight?.baseAddress, bias: nil)

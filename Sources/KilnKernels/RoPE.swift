@@ -38,6 +38,8 @@ extension VectorOps {
 
     /// Rotates every head of x ([headCount, headDimension], row-major) in place by the angles from
     /// `ropeAngles`. Dimensions from rotaryDimension to headDimension pass through unchanged.
+    /// Each rotated value is one FMA over one rounded product — x0·cos − (x1·sin) and
+    /// x0·sin + (x1·cos) — the contraction llama.cpp's compiled CPU code performs.
     public static func applyRoPE(
         _ x: UnsafeMutableBufferPointer<Float>, headCount: Int, headDimension: Int, rotaryDimension: Int,
         cos: UnsafeBufferPointer<Float>, sin: UnsafeBufferPointer<Float>, pairing: RoPEPairing
@@ -57,14 +59,14 @@ extension VectorOps {
             case .adjacent:
                 for i in 0..<half {
                     let x0 = head[2 * i], x1 = head[2 * i + 1]
-                    head[2 * i] = x0 * c[i] - x1 * s[i]
-                    head[2 * i + 1] = x0 * s[i] + x1 * c[i]
+                    head[2 * i] = (-(x1 * s[i])).addingProduct(x0, c[i])
+                    head[2 * i + 1] = (x1 * c[i]).addingProduct(x0, s[i])
                 }
             case .halfSplit:
                 for i in 0..<half {
                     let x0 = head[i], x1 = head[i + half]
-                    head[i] = x0 * c[i] - x1 * s[i]
-                    head[i + half] = x0 * s[i] + x1 * c[i]
+                    head[i] = (-(x1 * s[i])).addingProduct(x0, c[i])
+                    head[i + half] = (x1 * c[i]).addingProduct(x0, s[i])
                 }
             }
         }

@@ -34,31 +34,32 @@ func vectorMax(_ a: Vector16, _ b: Vector16) -> Vector16 { a.replacing(with: b, 
 @inline(__always)
 func vectorMin(_ a: Vector16, _ b: Vector16) -> Vector16 { a.replacing(with: b, where: b .< a) }
 
-/// e^x for 16 lanes: Cephes-style range reduction x = n·ln2 + r, a degree-6 polynomial for e^r,
-/// and 2^n built in the exponent bits. Relative error ≈ 2 ulp; x below −87.3 (including −∞) gives 0,
-/// x above 88 saturates at e^88 ≈ 1.65e38.
+/// e^x for 16 lanes with the operations of ggml's AVX-512 `ggml_v_expf` (Arm's optimized-routines
+/// algorithm), FMA for FMA, so SiLU and softmax give llama.cpp's bits: n = round(x·log2 e) by the
+/// 1.5·2²³ trick, b = x − n·ln2 in two FMA steps, a degree-5 polynomial in b, then j·2ⁿ. Error
+/// ≤ 1.5 ulp; |n| > 192 gives 0 (x → −∞) or +∞.
 @_transparent
-func exp16(_ input: Vector16) -> Vector16 {
-    let x = vectorMin(vectorMax(input, Vector16(repeating: -87.33654)), Vector16(repeating: 88.0))
-    // Round x·log2(e) to the nearest integer with the 1.5·2²³ trick: the sum's low mantissa bits
-    // hold n, so both the rounded float and the integer come out without scalarized conversions.
-    let magic = Vector16(repeating: 12_582_912)
-    let shifted = x * 1.442_695_04 + magic
-    let n = shifted - magic
-    var r = x - n * 0.693_359_375
-    r = r + n * 2.121_944_4e-4
-    var p = Vector16(repeating: 1.987_569_15e-4)
-    p = p * r + 1.398_199_95e-3
-    p = p * r + 8.333_451_9e-3
-    p = p * r + 4.166_579_59e-2
-    p = p * r + 1.666_666_55e-1
-    p = p * r + 5.000_000_12e-1
-    let r2 = r * r
-    p = p * r2 + r + 1
-    let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
-    let scale = unsafeBitCast((integer &+ 127) &<< 23, to: Vector16.self)
-    let result = p * scale
-    return result.replacing(with: 0, where: input .< -87.33654)
+func exp16(_ x: Vector16) -> Vector16 {
+    let r = Vector16(repeating: 0x1.8p23)
+    let z = r.addingProduct(x, Vector16(repeating: 0x1.715476p+0))
+    let n = z - r
+    let b = x.addingProduct(-n, Vector16(repeating: 0x1.62e4p-1)).addingProduct(-n, Vector16(repeating: 0x1.7f7d1cp-20))
+    let u = b * b
+    let high = Vector16(repeating: 0x1.573e2ep-5).addingProduct(Vector16(repeating: 0x1.0e4020p-7), b)
+    let middle = Vector16(repeating: 0x1.fffdb6p-2).addingProduct(Vector16(repeating: 0x1.555e66p-3), b)
+    let low = Vector16(repeating: 1).addingProduct(Vector16(repeating: 0x1.ffffecp-1), b)
+    let j = low.addingProduct(middle.addingProduct(high, u), u)
+    // j·2ⁿ (vscalefps) as two exact power-of-two factors, so a subnormal result rounds once. n sits
+    // in z's low mantissa bits; lanes with |n| > 192 (or non-finite) are replaced below.
+    let integer = unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let first = integer &>> 1, second = integer &- first
+    let result = j * unsafeBitCast((first &+ 127) &<< 23, to: Vector16.self)
+        * unsafeBitCast((second &+ 127) &<< 23, to: Vector16.self)
+    let magnitude = n.replacing(with: -n, where: n .< 0)
+    let outside = magnitude .> 192
+    if !any(outside) { return result }
+    let saturated = Vector16(repeating: 0).replacing(with: .infinity, where: .!(n .<= 0))
+    return result.replacing(with: saturated, where: outside)
 }
 
 /// Σ of the 16 lanes by halving (SIMD.sum() is an out-of-line generic call).

@@ -7,7 +7,8 @@ import KilnKernels
 ///
 /// Per layer: x += Wo·attention(rope(Wq·n), rope(Wk·n), Wv·n) with n = rmsNorm(x)·attn_norm,
 /// then x += Wdown·(silu(Wgate·m) ⊙ Wup·m) with m = rmsNorm(x)·ffn_norm. K and V are stored
-/// rounded to f16, as llama.cpp's default cache keeps them.
+/// rounded to f16, as llama.cpp's default cache keeps them, and every kernel follows llama.cpp's
+/// CPU arithmetic step for step, so greedy decoding reproduces llama.cpp's tokens.
 public final class LlamaModel: @unchecked Sendable {
     public let configuration: LlamaConfiguration
     public let file: GGUFFile
@@ -154,10 +155,13 @@ public final class LlamaModel: @unchecked Sendable {
             throw Failure.contextFull(needed: startPosition + tokens.count, available: contextSize)
         }
         if let bad = tokens.first(where: { !(0..<c.vocabularySize).contains($0) }) { throw Failure.tokenOutOfRange(bad) }
+        // llama.cpp sums attention products in one order for a multi-token call and another for a
+        // single token; following it keeps Kiln's tokens identical to llama.cpp's.
+        let summation: HalfPrecisionSummation = tokens.count > 1 ? .batch : .single
         var done = 0
         while done < tokens.count {
             let chunk = tokens[done..<min(tokens.count, done + batchSize)]
-            runBatch(chunk, at: startPosition + done)
+            runBatch(chunk, at: startPosition + done, summation: summation)
             done += chunk.count
         }
         // Final norm and the output head for the last token only.
@@ -171,7 +175,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     private var lastBatchCount = 1
 
-    private func runBatch(_ tokens: ArraySlice<Int>, at position: Int) {
+    private func runBatch(_ tokens: ArraySlice<Int>, at position: Int, summation: HalfPrecisionSummation) {
         let c = configuration
         let count = tokens.count
         lastBatchCount = count
@@ -208,8 +212,10 @@ public final class LlamaModel: @unchecked Sendable {
             shape.valueBatchStride = contextSize * kv
             let cacheKeys = UnsafeBufferPointer(rebasing: keyCache[cacheBase..<(cacheBase + contextSize * kv)])
             let cacheValues = UnsafeBufferPointer(rebasing: valueCache[cacheBase..<(cacheBase + contextSize * kv)])
-            Attention.forward(shape: shape, scale: 1 / Float(c.headDimension).squareRoot(), masking: .causal(queryOffset: position),
-                              query: UnsafeBufferPointer(queries), key: cacheKeys, value: cacheValues, output: attention, pool: pool)
+            Attention.forwardHalfPrecision(shape: shape, scale: 1 / Float(c.headDimension).squareRoot(),
+                                           masking: .causal(queryOffset: position), summation: summation,
+                                           query: UnsafeBufferPointer(queries), key: cacheKeys, value: cacheValues,
+                                           output: attention, pool: pool)
             hiddenActivations.quantize(UnsafeBufferPointer(attention), rows: count)
             QuantizedOps.matmul(layer.output.type, weights: layer.output.weights, rows: h, activations: hiddenActivations,
                                 output: projected, pool: pool)

@@ -38,35 +38,40 @@ extension Reference {
         return (values, scales, sums)
     }
 
-    /// The quantized dot product as llama.cpp defines it, block by block, in Double:
-    /// Σ_b d_w·d_a·Σ q_w·q_a (+ m·s for Q4_1), with q_w offset by −8 for Q4_0.
+    /// The quantized dot product in llama.cpp's CPU arithmetic, step by step in scalar Swift: per
+    /// block, lane j (of 8) adds d_w·d_a · Σ q_w·q_a over elements 4j…4j+3 with one FMA (q_w offset by
+    /// −8 for Q4_0); the lanes are summed pairwise ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)); Q4_1 adds
+    /// its Σ m·s, itself a chain of FMAs, last.
     public static func quantizedDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float]) -> Float {
         let (aq, ad, asum) = quantizeActivations(x)
-        var total = 0.0
+        var lanes = [Float](repeating: 0, count: 8)
+        var minimums: Float = 0
         let blockBytes = type.blockBytes
         for b in 0..<(x.count / 32) {
             let start = b * blockBytes
-            let d = Double(half(bytes, start))
-            var integer = 0
+            var w = [Int](repeating: 0, count: 32)
             switch type {
             case .q4_0:
                 for j in 0..<16 {
-                    integer += (Int(bytes[start + 2 + j] & 0x0F) - 8) * Int(aq[b * 32 + j])
-                    integer += (Int(bytes[start + 2 + j] >> 4) - 8) * Int(aq[b * 32 + j + 16])
+                    w[j] = Int(bytes[start + 2 + j] & 0x0F) - 8
+                    w[j + 16] = Int(bytes[start + 2 + j] >> 4) - 8
                 }
-                total += d * Double(ad[b]) * Double(integer)
             case .q4_1:
                 for j in 0..<16 {
-                    integer += Int(bytes[start + 4 + j] & 0x0F) * Int(aq[b * 32 + j])
-                    integer += Int(bytes[start + 4 + j] >> 4) * Int(aq[b * 32 + j + 16])
+                    w[j] = Int(bytes[start + 4 + j] & 0x0F)
+                    w[j + 16] = Int(bytes[start + 4 + j] >> 4)
                 }
-                total += d * Double(ad[b]) * Double(integer) + Double(half(bytes, start + 2)) * Double(asum[b])
+                minimums = minimums.addingProduct(half(bytes, start + 2), asum[b])
             case .q8_0:
-                for j in 0..<32 { integer += Int(Int8(bitPattern: bytes[start + 2 + j])) * Int(aq[b * 32 + j]) }
-                total += d * Double(ad[b]) * Double(integer)
+                for j in 0..<32 { w[j] = Int(Int8(bitPattern: bytes[start + 2 + j])) }
+            }
+            let scale = half(bytes, start) * ad[b]
+            for lane in 0..<8 {
+                let integer = (0..<4).reduce(0) { $0 + w[4 * lane + $1] * Int(aq[b * 32 + 4 * lane + $1]) }
+                lanes[lane] = lanes[lane].addingProduct(scale, Float(integer))
             }
         }
-        return Float(total)
+        return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7])) + minimums
     }
 
     static func half(_ bytes: [UInt8], _ offset: Int) -> Float {
