@@ -234,3 +234,58 @@ import Testing
 extension Double {
     var float: Float { Float(self) }
 }
+
+/// llama.cpp's f16 attention: equal to the last bit to a scalar walk through the same steps, and
+/// within f16 rounding of the exact (Double) attention.
+@Suite struct HalfPrecisionAttentionTests {
+    static let cases: [(String, AttentionShape, AttentionMasking)] = {
+        var decode = AttentionShape(queryCount: 1, keyCount: 77, headCount: 9, kvHeadCount: 3, headDimension: 64)
+        decode.keyPositionStride = 5 * 64
+        decode.valuePositionStride = 5 * 64
+        return [
+            ("prefill 1", AttentionShape(queryCount: 1, keyCount: 1, headCount: 9, kvHeadCount: 3, headDimension: 64), .causal(queryOffset: 0)),
+            ("prefill 37", AttentionShape(queryCount: 37, keyCount: 37, headCount: 9, kvHeadCount: 3, headDimension: 64), .causal(queryOffset: 0)),
+            ("chunk after 130", AttentionShape(queryCount: 6, keyCount: 136, headCount: 4, kvHeadCount: 2, headDimension: 64), .causal(queryOffset: 130)),
+            ("decode 77", decode, .causal(queryOffset: 76)),
+            ("head dim 40", AttentionShape(queryCount: 5, keyCount: 70, headCount: 2, kvHeadCount: 1, headDimension: 40), .bidirectional),
+            ("value dim 6", AttentionShape(batchCount: 2, queryCount: 3, keyCount: 20, headCount: 1, headDimension: 16, valueDimension: 6), .bidirectional),
+        ]
+    }()
+
+    @Test(arguments: [HalfPrecisionSummation.batch, .single], 0..<6)
+    func matchesScalarStepsAndExactAttention(summation: HalfPrecisionSummation, index: Int) {
+        let (_, shape, masking) = Self.cases[index]
+        var rng = SeededGenerator(seed: 90 &+ UInt64(index))
+        let q = rng.floats(shape.queryExtent, in: -3...3)
+        // The cache holds f16 values.
+        let k = rng.floats(shape.keyExtent, in: -3...3).map { Float(Float16($0)) }
+        let v = rng.floats(shape.valueExtent).map { Float(Float16($0)) }
+        let scale = 1 / Float(shape.headDimension).squareRoot()
+        var out = [Float](repeating: .nan, count: shape.outputExtent)
+        Attention.forwardHalfPrecision(shape: shape, scale: scale, masking: masking, summation: summation,
+                                       query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer)
+        let steps = Reference.halfPrecisionAttention(shape: shape, scale: scale, masking: masking, summation: summation,
+                                                     query: q, key: k, value: v)
+        let differing = (0..<out.count).filter { out[$0].bitPattern != steps[$0].bitPattern && !(out[$0] == 0 && steps[$0] == 0) }
+        #expect(differing.isEmpty, "\(differing.count) outputs differ from the scalar steps, first at \(differing.first ?? -1)")
+        let exact = Reference.attention(shape: shape, scale: scale, masking: masking, keyMask: nil, query: q, key: k, value: v).output
+        // f16 queries and probabilities: a few parts in a thousand.
+        #expect(maxError(out, exact) <= 5e-3)
+    }
+
+    /// The two orders really differ somewhere (else a test of either would prove nothing).
+    @Test func summationOrdersDiffer() {
+        let shape = AttentionShape(queryCount: 40, keyCount: 40, headCount: 2, kvHeadCount: 1, headDimension: 64)
+        var rng = SeededGenerator(seed: 7)
+        let q = rng.floats(shape.queryExtent, in: -3...3)
+        let k = rng.floats(shape.keyExtent, in: -3...3).map { Float(Float16($0)) }
+        let v = rng.floats(shape.valueExtent).map { Float(Float16($0)) }
+        func run(_ summation: HalfPrecisionSummation) -> [Float] {
+            var out = [Float](repeating: 0, count: shape.outputExtent)
+            Attention.forwardHalfPrecision(shape: shape, scale: 0.125, masking: .causal(queryOffset: 0), summation: summation,
+                                           query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer)
+            return out
+        }
+        #expect(run(.batch) != run(.single))
+    }
+}

@@ -159,3 +159,24 @@ import Testing
         }
     }
 }
+
+/// SiLU against bit patterns recorded from llama.cpp's AVX-512 `ggml_v_silu` (x / (1 + e^−x) with
+/// `ggml_v_expf`), across saturation, subnormal and sign boundaries: Kiln's Llama feed-forward
+/// has to produce the same floats.
+@Suite struct LlamaCppActivationTests {
+    static let silu: [(Float, UInt32)] = [
+        (0x1.9p+6, 0x42c80000), (0x1.5ep+6, 0x42af0000), (0x1.44p+4, 0x41a20000), (0x1.a66666p+1, 0x404baff8),
+        (0x1p+0, 0x3f3b26a7), (0x1.f97248p-4, 0x3d8625f3), (0x1.0c6f7ap-20, 0x350637c1), (0x0p+0, 0x00000000),
+        (-0x1.0624dep-10, 0xba0301a8), (-0x1p-1, 0xbe414d03), (-0x1p+0, 0xbe89b2b0), (-0x1.6p+1, 0xbe29343a),
+        (-0x1.4p+3, 0xb9ee03fb), (-0x1.535c28p+5, 0xa393ce18), (-0x1.6p+6, 0x83354ddc), (-0x1.7cp+6, 0x80000000),
+    ]
+
+    @Test func siluMatchesGGMLBits() {
+        let x = Self.silu.map(\.0)
+        var out = [Float](repeating: .nan, count: x.count)
+        VectorOps.silu(x.buffer, into: out.mutableBuffer, count: x.count)
+        for (i, (input, bits)) in Self.silu.enumerated() {
+            #expect(out[i].bitPattern == bits, "silu(\(input)) = \(out[i]), llama.cpp \(Float(bitPattern: bits))")
+        }
+    }
+}
