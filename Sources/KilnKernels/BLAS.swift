@@ -11,15 +11,23 @@ public enum Transpose: Sendable {
 /// Dense f32 matrix products through OpenBLAS, row-major, with every size checked against the
 /// buffers before OpenBLAS sees them.
 public enum BLAS {
+    /// OpenBLAS runs single-threaded inside Kiln: a GEMM given a pool splits its rows over Kiln's
+    /// own threads instead. Two thread systems on the same cores fight (OpenBLAS's idle workers
+    /// spin in sched_yield while Kiln's run LayerNorm or attention), which measured ~1.8× slower
+    /// for MiniLM embedding on two cores.
+    static let ownsThreading: Void = { openblas_set_num_threads(1) }()
+
     /// C = alpha · op(A) · op(B) + beta · C, with op(A) m×k, op(B) k×n, C m×n, all row-major.
     /// `lda`, `ldb`, `ldc` are the row strides in elements as stored (A is k×m when transposed).
+    /// With a `pool`, blocks of C's rows run on its threads (call from outside the pool's tasks).
     public static func gemm(
         transposeA: Transpose = .none, transposeB: Transpose = .none,
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafeBufferPointer<Float>, lda: Int,
         b: UnsafeBufferPointer<Float>, ldb: Int,
         beta: Float = 0,
-        c: UnsafeMutableBufferPointer<Float>, ldc: Int
+        c: UnsafeMutableBufferPointer<Float>, ldc: Int,
+        pool: ThreadPool? = nil
     ) {
         validateGemm(transposeA, transposeB, m, n, k, a.count, lda, b.count, ldb, c.count, ldc)
         guard m > 0 && n > 0 else { return }
@@ -27,9 +35,41 @@ public enum BLAS {
             for row in 0..<m { scaleUnchecked(c.baseAddress! + row * ldc, beta, n) }
             return
         }
-        cblas_sgemm(
-            CblasRowMajor, transposeA.cblas, transposeB.cblas, Int32(m), Int32(n), Int32(k), alpha,
-            a.baseAddress, Int32(lda), b.baseAddress, Int32(ldb), beta, c.baseAddress, Int32(ldc))
+        _ = ownsThreading
+        let pa = a.baseAddress!, pb = b.baseAddress!, pc = c.baseAddress!
+        func rows(_ range: Range<Int>) {
+            // op(A)'s rows are stored rows, or stored columns when A is transposed.
+            let aStart = transposeA == .none ? range.lowerBound * lda : range.lowerBound
+            cblas_sgemm(
+                CblasRowMajor, transposeA.cblas, transposeB.cblas, Int32(range.count), Int32(n), Int32(k), alpha,
+                pa + aStart, Int32(lda), pb, Int32(ldb), beta, pc + range.lowerBound * ldc, Int32(ldc))
+        }
+        // Below ~1 MFLOP per thread the dispatch costs more than it saves.
+        guard let pool, pool.threadCount > 1, m * n * k >= pool.threadCount * 500_000 else {
+            rows(0..<m)
+            return
+        }
+        let blocks = pool.threadCount
+        if m >= 2 * 16 {
+            // Blocks of C's rows in multiples of 16 (OpenBLAS's micro-kernel height), one per thread.
+            let perBlock = ((m + blocks - 1) / blocks + 15) / 16 * 16
+            pool.parallelFor((m + perBlock - 1) / perBlock) { range in
+                for block in range { rows((block * perBlock)..<min(m, (block + 1) * perBlock)) }
+            }
+        } else {
+            // A few rows (a single query): split C's columns instead, so each thread streams only
+            // its part of B — the product is bound by reading B.
+            let perBlock = ((n + blocks - 1) / blocks + 15) / 16 * 16
+            pool.parallelFor((n + perBlock - 1) / perBlock) { range in
+                for block in range {
+                    let first = block * perBlock, width = min(n, first + perBlock) - first
+                    let bStart = transposeB == .none ? first : first * ldb
+                    cblas_sgemm(
+                        CblasRowMajor, transposeA.cblas, transposeB.cblas, Int32(m), Int32(width), Int32(k), alpha,
+                        pa, Int32(lda), pb + bStart, Int32(ldb), beta, pc + first, Int32(ldc))
+                }
+            }
+        }
     }
 
     /// `batchCount` independent GEMMs whose operands sit `strideA`, `strideB`, `strideC` elements apart.
@@ -78,6 +118,7 @@ public enum BLAS {
             scaleUnchecked(y.baseAddress!, beta, yCount)
             return
         }
+        _ = ownsThreading
         cblas_sgemv(
             CblasRowMajor, transpose.cblas, Int32(rows), Int32(columns), alpha, a.baseAddress, Int32(lda),
             x.baseAddress, 1, beta, y.baseAddress, 1)

@@ -48,11 +48,38 @@ public enum VectorOps {
     }
 
     /// Σ a[i] · b[i] for i < count.
+    /// Σ a[i]·b[i] without size checks, for search loops that validated their storage once
+    /// (vector search scores millions of pairs per second; a check per call would show).
+    @inline(__always)
+    public static func dotUnchecked(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        KilnKernels.dotUnchecked(a, b, count)
+    }
+
+    /// Σ (a[i] − b[i])² without size checks (see `dotUnchecked`).
+    @inline(__always)
+    public static func squaredDistanceUnchecked(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var i = 0
+        var s0 = Vector16(), s1 = Vector16()
+        while i + 32 <= count {
+            let d0 = a.load16(i) - b.load16(i), d1 = a.load16(i + 16) - b.load16(i + 16)
+            s0.addProduct(d0, d0)
+            s1.addProduct(d1, d1)
+            i += 32
+        }
+        var total = horizontalSum(s0 + s1)
+        while i < count {
+            let d = a[i] - b[i]
+            total += d * d
+            i += 1
+        }
+        return total
+    }
+
     public static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, count: Int) -> Float {
         requireCount(a.count, atLeast: count, "a")
         requireCount(b.count, atLeast: count, "b")
         guard count > 0 else { return 0 }
-        return dotUnchecked(a.baseAddress!, b.baseAddress!, count)
+        return KilnKernels.dotUnchecked(a.baseAddress!, b.baseAddress!, count)
     }
 
     /// out[i] = F(a[i], b[i]); the tail goes through one padded vector so each element sees the

@@ -12,7 +12,20 @@ public final class DocumentStore {
         public var start: Int   // byte range of the passage in the source (for .jsonl: of the line)
         public var end: Int
         public var title: String?
+        /// The `id` of the JSON-lines record the passage came from, if any.
+        public var document: String?
         public var text: String
+    }
+
+    /// A passage to add: byte range in its source, optional title and record id, text.
+    public struct NewPassage: Sendable {
+        public var start: Int, end: Int
+        public var title: String?
+        public var document: String?
+        public var text: String
+        public init(start: Int, end: Int, title: String?, document: String?, text: String) {
+            (self.start, self.end, self.title, self.document, self.text) = (start, end, title, document, text)
+        }
     }
 
     struct Manifest: Codable {
@@ -76,8 +89,7 @@ public final class DocumentStore {
     public func isCurrent(_ source: String, _ stamp: SourceStamp) -> Bool { manifest.sources[source] == stamp }
 
     /// Replaces everything indexed from `source` with `passages` and their vectors.
-    public func replace(source: String, stamp: SourceStamp, passages new: [(start: Int, end: Int, title: String?, text: String)],
-                        vectors: [Float]) throws {
+    public func replace(source: String, stamp: SourceStamp, passages new: [NewPassage], vectors: [Float]) throws {
         remove(source: source)
         var ids: [Int64] = []
         for p in new {
@@ -85,7 +97,7 @@ public final class DocumentStore {
             manifest.nextID += 1
             ids.append(id)
             byID[id] = manifest.passages.count
-            manifest.passages.append(Passage(id: id, source: source, start: p.start, end: p.end, title: p.title, text: p.text))
+            manifest.passages.append(Passage(id: id, source: source, start: p.start, end: p.end, title: p.title, document: p.document, text: p.text))
         }
         try index.add(vectors, ids: ids)
         manifest.sources[source] = stamp

@@ -103,6 +103,20 @@ public final class BertModel: @unchecked Sendable {
         }
     }
 
+    /// Embeddings of any number of sequences in batches of `batchSize` similar lengths (sorted by
+    /// length, so little padding is computed), in the input order. `progress` receives the number
+    /// of sequences done after each batch.
+    public func embedAll(_ sequences: [[Int]], batchSize: Int = 32, progress: (Int) -> Void = { _ in }) throws -> [[Float]] {
+        let order = sequences.indices.sorted { sequences[$0].count < sequences[$1].count }
+        var vectors = [[Float]](repeating: [], count: sequences.count)
+        for start in stride(from: 0, to: order.count, by: max(1, batchSize)) {
+            let batch = Array(order[start..<min(order.count, start + max(1, batchSize))])
+            for (i, v) in zip(batch, try embed(batch.map { sequences[$0] })) { vectors[i] = v }
+            progress(min(order.count, start + max(1, batchSize)))
+        }
+        return vectors
+    }
+
     /// Mean-pooled, L2-normalized embeddings of token sequences (each ≤ maximumPositions ids,
     /// [CLS] … [SEP] included). Sequences run as one padded batch with a key mask.
     public func embed(_ sequences: [[Int]]) throws -> [[Float]] {
@@ -150,7 +164,11 @@ public final class BertModel: @unchecked Sendable {
             layerNorm(&x, rows, layer.attentionNorm)
             apply(layer.intermediate, x, &wide, rows)
             wide.withUnsafeMutableBufferPointer { w in
-                VectorOps.gelu(UnsafeBufferPointer(w), approximation: .erf, into: w, count: w.count)
+                let f = c.intermediateSize
+                pool.parallelFor(rows, grain: 8) { range in
+                    let part = UnsafeMutableBufferPointer(rebasing: w[(range.lowerBound * f)..<(range.upperBound * f)])
+                    VectorOps.gelu(UnsafeBufferPointer(part), approximation: .erf, into: part, count: part.count)
+                }
             }
             apply(layer.output, wide, &projected, rows)
             addInPlace(&x, projected)
@@ -174,16 +192,15 @@ public final class BertModel: @unchecked Sendable {
         }
     }
 
-    /// y[rows][out] = x[rows][in] · Wᵀ + b.
+    /// y[rows][out] = x[rows][in] · Wᵀ + b: the bias is copied into y first and the GEMM adds to it
+    /// (β = 1), which saves a pass over y.
     private func apply(_ l: Linear, _ x: [Float], _ y: inout [Float], _ rows: Int) {
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
+                let bias = l.bias.baseAddress!, out = yb.baseAddress!
+                for r in 0..<rows { (out + r * l.outputs).update(from: bias, count: l.outputs) }
                 BLAS.gemm(transposeB: .transposed, m: rows, n: l.outputs, k: l.inputs, a: xb, lda: l.inputs,
-                          b: l.weight, ldb: l.inputs, c: yb, ldc: l.outputs)
-                for r in 0..<rows {
-                    let row = UnsafeMutableBufferPointer(rebasing: yb[(r * l.outputs)..<((r + 1) * l.outputs)])
-                    VectorOps.add(UnsafeBufferPointer(row), l.bias, into: row, count: l.outputs)
-                }
+                          b: l.weight, ldb: l.inputs, beta: 1, c: yb, ldc: l.outputs, pool: pool)
             }
         }
     }
@@ -196,11 +213,14 @@ public final class BertModel: @unchecked Sendable {
 
     private func layerNorm(_ x: inout [Float], _ rows: Int, _ n: Norm) {
         let h = configuration.hiddenSize
+        let epsilon = configuration.layerNormEpsilon
         x.withUnsafeMutableBufferPointer { xb in
-            for r in 0..<rows {
-                let row = UnsafeMutableBufferPointer(rebasing: xb[(r * h)..<((r + 1) * h)])
-                VectorOps.layerNorm(UnsafeBufferPointer(row), weight: n.weight, bias: n.bias, epsilon: configuration.layerNormEpsilon,
-                                    into: row, count: h)
+            pool.parallelFor(rows, grain: 16) { range in
+                for r in range {
+                    let row = UnsafeMutableBufferPointer(rebasing: xb[(r * h)..<((r + 1) * h)])
+                    VectorOps.layerNorm(UnsafeBufferPointer(row), weight: n.weight, bias: n.bias, epsilon: epsilon,
+                                        into: row, count: h)
+                }
             }
         }
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import KilnFormats
+import KilnKernels
 import KilnTokenizers
 import KilnTransformer
 
@@ -13,7 +15,10 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: "A sentence-transformers folder (config.json, model.safetensors, tokenizer.json).")
     var model = "Checkpoints/all-MiniLM-L6-v2"
     @Option(name: .long, parsing: .upToNextOption, help: "Texts to embed.") var text: [String] = []
-    @Option(help: "A UTF-8 file with one text per line.") var file: String?
+    @Option(help: "A UTF-8 file with one text per line, or a .jsonl file (see --field).") var file: String?
+    @Option(help: "For a .jsonl --file: the field holding each text.") var field = "text"
+    @Option(help: "Write the vectors to this safetensors file (tensor \"embeddings\", [texts, dimension], F32) instead of printing them.")
+    var out: String?
     @Flag(help: "Print {\"model\":…,\"dimension\":…,\"embeddings\":[[…],…]}.") var json = false
 
     func validate() throws {
@@ -23,40 +28,29 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         var texts = text
         if let file {
-            let data = try readFile(file)
-            guard let content = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(file) is not valid UTF-8") }
-            texts = content.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-            guard !texts.isEmpty else { throw CLIError("\(file) has no lines to embed") }
+            texts = try readTexts(file, field: field, limit: .max)
         }
-        let folder = URL(fileURLWithPath: model)
-        let bert: BertModel, tokenizer: WordPieceTokenizer
-        do {
-            bert = try BertModel(folder: folder)
-            guard let t = try TokenizerJSON.load(contentsOf: folder.appendingPathComponent("tokenizer.json")) as? WordPieceTokenizer else {
-                throw CLIError("\(model)/tokenizer.json is not a WordPiece tokenizer")
+        let embedder = try loadEmbedder(model)
+        let progress = ProgressBar(total: texts.count, label: "embedding", quiet: out == nil || json)
+        let vectors = try embedder.embed(texts, progress: progress.update)
+        progress.finish()
+        if let out {
+            let flat = vectors.flatMap { $0 }
+            let bytes = flat.withUnsafeBytes { Data($0) }
+            do {
+                try SafetensorsWriter.write([.init(name: "embeddings", dtype: .f32, shape: [vectors.count, embedder.dimension], bytes: bytes)],
+                                           metadata: ["model": model], to: out)
+            } catch {
+                throw CLIError("cannot write \(out): \(error)")
             }
-            tokenizer = t
-        } catch let error as CLIError {
-            throw error
-        } catch {
-            throw CLIError("\(model): \(error)")
-        }
-        struct SentenceConfig: Decodable { let max_seq_length: Int? }
-        let maximum = (try? JSONDecoder().decode(SentenceConfig.self, from: Data(contentsOf: folder.appendingPathComponent("sentence_bert_config.json"))))?
-            .max_seq_length ?? bert.configuration.maximumPositions
-        let ids = texts.map { tokenizer.encode($0, addSpecial: true, parseSpecial: false, maximumLength: min(maximum, bert.configuration.maximumPositions)) }
-        // Similar lengths together, 32 at a time, so little padding is computed.
-        let order = ids.indices.sorted { ids[$0].count < ids[$1].count }
-        var vectors = [[Float]](repeating: [], count: ids.count)
-        for start in stride(from: 0, to: order.count, by: 32) {
-            let batch = Array(order[start..<min(order.count, start + 32)])
-            for (i, v) in zip(batch, try bert.embed(batch.map { ids[$0] })) { vectors[i] = v }
+            print("wrote \(vectors.count) × \(embedder.dimension) embeddings to \(out)")
+            return
         }
         if json {
             struct Output: Encodable { let model: String; let dimension: Int; let embeddings: [[Float]] }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-            print(String(decoding: try encoder.encode(Output(model: model, dimension: bert.configuration.hiddenSize, embeddings: vectors)), as: UTF8.self))
+            print(String(decoding: try encoder.encode(Output(model: model, dimension: embedder.dimension, embeddings: vectors)), as: UTF8.self))
         } else {
             for (t, v) in zip(texts, vectors) {
                 print(t)
@@ -64,4 +58,36 @@ struct EmbedCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The sentence-transformers folder at `path`, or an error naming it.
+func loadEmbedder(_ path: String, pool: ThreadPool = .shared) throws -> SentenceEmbedder {
+    do {
+        return try SentenceEmbedder(folder: URL(fileURLWithPath: path), pool: pool)
+    } catch {
+        throw CLIError("\(path): \(error)")
+    }
+}
+
+/// The first `limit` texts of a JSON-lines file (string field `field` of each record) or of a
+/// plain UTF-8 file (one per non-empty line).
+func readTexts(_ path: String, field: String, limit: Int) throws -> [String] {
+    guard let content = String(validating: [UInt8](try readFile(path)), as: UTF8.self) else {
+        throw CLIError("\(path) is not valid UTF-8")
+    }
+    var texts: [String] = []
+    for (number, line) in content.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+        if texts.count == limit { break }
+        if path.hasSuffix(".jsonl") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let text = object[field] as? String else {
+                throw CLIError("\(path) line \(number + 1): not a JSON object with a string \"\(field)\"")
+            }
+            texts.append(text)
+        } else {
+            texts.append(String(line))
+        }
+    }
+    guard !texts.isEmpty else { throw CLIError("\(path) holds no documents") }
+    return texts
 }

@@ -9,20 +9,7 @@ struct IndexArguments: ParsableArguments {
     @Option(help: "The index folder.") var index = ".kiln-index"
     @Option(help: "A sentence-transformers folder.") var model = "Checkpoints/all-MiniLM-L6-v2"
 
-    func embedder() throws -> (BertModel, WordPieceTokenizer) {
-        let folder = URL(fileURLWithPath: model)
-        do {
-            let bert = try BertModel(folder: folder)
-            guard let tokenizer = try TokenizerJSON.load(contentsOf: folder.appendingPathComponent("tokenizer.json")) as? WordPieceTokenizer else {
-                throw CLIError("\(model)/tokenizer.json is not a WordPiece tokenizer")
-            }
-            return (bert, tokenizer)
-        } catch let error as CLIError {
-            throw error
-        } catch {
-            throw CLIError("\(model): \(error)")
-        }
-    }
+    func embedder() throws -> SentenceEmbedder { try loadEmbedder(model) }
 
     func store(dimension: Int?) throws -> DocumentStore {
         do {
@@ -31,17 +18,6 @@ struct IndexArguments: ParsableArguments {
             throw CLIError("\(index): \(error)")
         }
     }
-}
-
-/// Embeds token sequences in length-sorted batches of 32.
-func embedAll(_ bert: BertModel, _ sequences: [[Int]]) throws -> [[Float]] {
-    let order = sequences.indices.sorted { sequences[$0].count < sequences[$1].count }
-    var vectors = [[Float]](repeating: [], count: sequences.count)
-    for start in stride(from: 0, to: order.count, by: 32) {
-        let batch = Array(order[start..<min(order.count, start + 32)])
-        for (i, v) in zip(batch, try bert.embed(batch.map { sequences[$0] })) { vectors[i] = v }
-    }
-    return vectors
 }
 
 struct IndexCommand: ParsableCommand {
@@ -66,8 +42,8 @@ struct IndexAddCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (bert, tokenizer) = try arguments.embedder()
-        let store = try arguments.store(dimension: bert.configuration.hiddenSize)
+        let embedder = try arguments.embedder()
+        let store = try arguments.store(dimension: embedder.dimension)
         var files: [String] = []
         for path in paths {
             var isDirectory: ObjCBool = false
@@ -82,10 +58,13 @@ struct IndexAddCommand: ParsableCommand {
                 files.append(path)
             }
         }
-        let progress = ProgressBar(total: files.count, label: "indexing")
-        var added = 0, skipped = 0, unchanged = 0
+        // Split every new or changed file first, so the progress bar can count passages.
+        struct Pending { let source: String; let stamp: DocumentStore.SourceStamp; let passages: [DocumentStore.NewPassage] }
+        var pending: [Pending] = []
+        var skipped = 0, unchanged = 0
+        let warnings = ProgressBar(total: 0, label: "")
+        let count: (Substring) -> Int = { embedder.tokenizer.encode(String($0), addSpecial: false, parseSpecial: false).count }
         for file in files.sorted() {
-            defer { progress.advance() }
             let source = URL(fileURLWithPath: file).standardizedFileURL.path
             let attributes = try? FileManager.default.attributesOfItem(atPath: source)
             let stamp = DocumentStore.SourceStamp(
@@ -94,12 +73,11 @@ struct IndexAddCommand: ParsableCommand {
             if store.isCurrent(source, stamp) { unchanged += 1; continue }
             guard let data = FileManager.default.contents(atPath: source), !data.contains(0),
                   let text = String(validating: [UInt8](data), as: UTF8.self) else {
-                progress.note("skipping \(file): binary or not UTF-8")
+                warnings.note("skipping \(file): binary or not UTF-8")
                 skipped += 1
                 continue
             }
-            var passages: [(start: Int, end: Int, title: String?, text: String)] = []
-            let count: (Substring) -> Int = { tokenizer.encode(String($0), addSpecial: false, parseSpecial: false).count }
+            var passages: [DocumentStore.NewPassage] = []
             if source.hasSuffix(".jsonl") {
                 var offset = 0
                 for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -107,21 +85,30 @@ struct IndexAddCommand: ParsableCommand {
                     guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                           let body = object["text"] as? String else { continue }
                     let title = object["title"] as? String
+                    // The record's own id (number or string), reported with every hit.
+                    let document = (object["id"] as? String) ?? (object["id"] as? NSNumber)?.stringValue
                     for p in PassageSplitter.split(body, maxTokens: chunkTokens - 2, overlapTokens: overlap, countTokens: count) {
-                        passages.append((offset, offset + line.utf8.count, title, p.text))
+                        passages.append(.init(start: offset, end: offset + line.utf8.count, title: title, document: document, text: p.text))
                     }
                 }
             } else {
                 for p in PassageSplitter.split(text, maxTokens: chunkTokens - 2, overlapTokens: overlap, countTokens: count) {
-                    passages.append((p.start, p.end, nil, p.text))
+                    passages.append(.init(start: p.start, end: p.end, title: nil, document: nil, text: p.text))
                 }
             }
-            let ids = passages.map { tokenizer.encode($0.text, addSpecial: true, parseSpecial: false, maximumLength: chunkTokens) }
-            let vectors = try embedAll(bert, ids)
-            try store.replace(source: source, stamp: stamp, passages: passages, vectors: vectors.flatMap { $0 })
-            added += passages.count
+            pending.append(Pending(source: source, stamp: stamp, passages: passages))
         }
+        let all = pending.flatMap(\.passages)
+        let progress = ProgressBar(total: all.count, label: "embedding passages")
+        let vectors = try embedder.model.embedAll(all.map { embedder.tokens($0.text, limit: chunkTokens) }, progress: progress.update)
         progress.finish()
+        var next = 0
+        for file in pending {
+            let mine = vectors[next..<(next + file.passages.count)]
+            try store.replace(source: file.source, stamp: file.stamp, passages: file.passages, vectors: mine.flatMap { $0 })
+            next += file.passages.count
+        }
+        let added = all.count
         try store.save()
         print("indexed \(added) passages from \(files.count - skipped - unchanged) files (\(unchanged) unchanged, \(skipped) skipped); \(store.passages.count) passages in \(arguments.index)")
     }
@@ -175,14 +162,14 @@ struct SearchCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: arguments.index + "/CURRENT") else {
             throw CLIError("no index at \(arguments.index); build one with kiln index add")
         }
-        let (bert, tokenizer) = try arguments.embedder()
-        let store = try arguments.store(dimension: bert.configuration.hiddenSize)
+        let embedder = try arguments.embedder()
+        let store = try arguments.store(dimension: embedder.dimension)
         var texts = query.map { [$0] } ?? []
         if let queries {
             guard let content = String(validating: [UInt8](try readFile(queries)), as: UTF8.self) else { throw CLIError("\(queries) is not valid UTF-8") }
             texts = content.split(separator: "\n").map(String.init)
         }
-        let vectors = try embedAll(bert, texts.map { tokenizer.encode($0, addSpecial: true, parseSpecial: false, maximumLength: 256) })
+        let vectors = try embedder.embed(texts)
         if let ef { store.index.efSearch = ef }
         let results: [[SearchHit]]
         if exact {
@@ -194,8 +181,12 @@ struct SearchCommand: ParsableCommand {
             results = try store.index.search(vectors.flatMap { $0 }, k: k)
         }
         if json {
-            struct Hit: Encodable { let id: Int64; let score: Float; let source: String; let title: String? }
-            let lists = results.map { $0.compactMap { h in store.passage(h.id).map { Hit(id: h.id, score: h.score, source: $0.source, title: $0.title) } } }
+            struct Hit: Encodable { let id: Int64; let score: Float; let source: String; let title: String?; let document: String? }
+            let lists = results.map {
+                $0.compactMap { h in
+                    store.passage(h.id).map { Hit(id: h.id, score: h.score, source: $0.source, title: $0.title, document: $0.document) }
+                }
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
             print(String(decoding: try encoder.encode(lists), as: UTF8.self))
@@ -211,30 +202,4 @@ struct SearchCommand: ParsableCommand {
             }
         }
     }
-}
-
-/// "label ████░░ 12/40 3.1/s ETA 9 s" on a terminal's stderr; silent otherwise.
-final class ProgressBar {
-    let total: Int, label: String
-    private var done = 0
-    private let start = Date()
-    private let enabled = isatty(STDERR_FILENO) != 0
-
-    init(total: Int, label: String) { (self.total, self.label) = (total, label) }
-
-    func advance() {
-        done += 1
-        guard enabled else { return }
-        let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-6)
-        let filled = total == 0 ? 20 : 20 * done / total
-        let eta = rate > 0 ? Double(total - done) / rate : 0
-        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 20 - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %.1f/s ETA %.0f s ", label, bar, done, total, rate, eta).utf8))
-    }
-
-    func note(_ message: String) {
-        FileHandle.standardError.write(Data(((enabled ? "\r\u{1B}[K" : "") + "warning: " + message + "\n").utf8))
-    }
-
-    func finish() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 }

@@ -21,9 +21,9 @@ import Testing
         var rng = SeededGenerator(seed: 81)
         let store = try DocumentStore(directory: directory, dimension: 8)
         let stamp = DocumentStore.SourceStamp(modified: 1, size: 10)
-        try store.replace(source: "a.txt", stamp: stamp, passages: [(0, 5, nil, "hello"), (6, 10, nil, "world")], vectors: rng.normals(16))
-        try store.replace(source: "b.txt", stamp: stamp, passages: [(0, 3, "B", "foo")], vectors: rng.normals(8))
-        try store.replace(source: "a.txt", stamp: stamp, passages: [(0, 4, nil, "new!")], vectors: rng.normals(8))
+        try store.replace(source: "a.txt", stamp: stamp, passages: [.init(start: 0, end: 5, title: nil, document: nil, text: "hello"), .init(start: 6, end: 10, title: nil, document: "7", text: "world")], vectors: rng.normals(16))
+        try store.replace(source: "b.txt", stamp: stamp, passages: [.init(start: 0, end: 3, title: "B", document: nil, text: "foo")], vectors: rng.normals(8))
+        try store.replace(source: "a.txt", stamp: stamp, passages: [.init(start: 0, end: 4, title: nil, document: nil, text: "new!")], vectors: rng.normals(8))
         #expect(store.passages.map(\.text).sorted() == ["foo", "new!"])
         try store.save()
         try store.save()  // a second generation replaces the first

@@ -1,0 +1,48 @@
+import Foundation
+import KilnKernels
+import KilnTokenizers
+
+/// A sentence-transformers folder ready to embed text: the BERT encoder, its WordPiece tokenizer
+/// and the truncation length sentence-transformers applies (`max_seq_length` from
+/// sentence_bert_config.json, which may differ from tokenizer.json's).
+public struct SentenceEmbedder: Sendable {
+    public let model: BertModel
+    public let tokenizer: WordPieceTokenizer
+    /// Tokens per text, [CLS] and [SEP] included.
+    public let maximumLength: Int
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case notWordPiece(String)
+        public var description: String {
+            switch self {
+            case .notWordPiece(let path): return "\(path) is not a WordPiece tokenizer"
+            }
+        }
+    }
+
+    public init(folder: URL, pool: ThreadPool = .shared) throws {
+        model = try BertModel(folder: folder, pool: pool)
+        let tokenizerFile = folder.appendingPathComponent("tokenizer.json")
+        guard let wordPiece = try TokenizerJSON.load(contentsOf: tokenizerFile) as? WordPieceTokenizer else {
+            throw LoadError.notWordPiece(tokenizerFile.path)
+        }
+        tokenizer = wordPiece
+        struct SentenceConfig: Decodable { let max_seq_length: Int? }
+        let configured = (try? JSONDecoder().decode(SentenceConfig.self, from: Data(contentsOf: folder.appendingPathComponent("sentence_bert_config.json"))))?
+            .max_seq_length
+        maximumLength = min(configured ?? model.configuration.maximumPositions, model.configuration.maximumPositions)
+    }
+
+    public var dimension: Int { model.configuration.hiddenSize }
+
+    /// Token ids of `text` as the model sees it: [CLS] … [SEP], truncated to `maximumLength`
+    /// (or `limit`, if smaller).
+    public func tokens(_ text: String, limit: Int? = nil) -> [Int] {
+        tokenizer.encode(text, addSpecial: true, parseSpecial: false, maximumLength: min(maximumLength, limit ?? maximumLength))
+    }
+
+    /// Unit-length embeddings of `texts`, batched by similar length; `progress` gets the count done.
+    public func embed(_ texts: [String], batchSize: Int = 32, progress: (Int) -> Void = { _ in }) throws -> [[Float]] {
+        try model.embedAll(texts.map { tokens($0) }, batchSize: batchSize, progress: progress)
+    }
+}

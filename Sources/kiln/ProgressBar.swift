@@ -1,0 +1,33 @@
+import Foundation
+
+/// "label ████░░ 12/40 3.1/s ETA 9 s" on a terminal's stderr; silent when stderr is not a
+/// terminal or `quiet` is set (--json).
+final class ProgressBar {
+    let total: Int, label: String
+    private var done = 0
+    private let start = Date()
+    private let enabled: Bool
+
+    init(total: Int, label: String, quiet: Bool = false) {
+        (self.total, self.label) = (total, label)
+        enabled = !quiet && isatty(STDERR_FILENO) != 0
+    }
+
+    func advance() { update(done + 1) }
+
+    func update(_ count: Int) {
+        done = count
+        guard enabled else { return }
+        let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-6)
+        let filled = total == 0 ? 20 : min(20, 20 * done / total)
+        let eta = rate > 0 ? Double(max(0, total - done)) / rate : 0
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 20 - filled)
+        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %.1f/s ETA %.0f s ", label, bar, done, total, rate, eta).utf8))
+    }
+
+    func note(_ message: String) {
+        FileHandle.standardError.write(Data(((enabled ? "\r\u{1B}[K" : "") + "warning: " + message + "\n").utf8))
+    }
+
+    func finish() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+}
