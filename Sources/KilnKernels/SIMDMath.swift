@@ -2,15 +2,17 @@
 // Swift has no vector transcendental functions, and a scalar `exp` per element would dominate
 // softmax, SiLU and attention.
 
-typealias Vector16 = SIMD16<Float>
-typealias Vector8 = SIMD8<Float>
+// Helpers marked @usableFromInline let the search loops of other modules inline the distance
+// functions (`VectorOps.dotUnchecked`), which they call millions of times per second.
+@usableFromInline typealias Vector16 = SIMD16<Float>
+@usableFromInline typealias Vector8 = SIMD8<Float>
 
 extension UnsafePointer where Pointee == Float {
-    @inline(__always) func load16(_ offset: Int) -> Vector16 {
+    @inlinable @inline(__always) func load16(_ offset: Int) -> Vector16 {
         // SAFETY: callers check offset + 16 <= count of the buffer this pointer came from.
         UnsafeRawPointer(self + offset).loadUnaligned(as: Vector16.self)
     }
-    @inline(__always) func load8(_ offset: Int) -> Vector8 {
+    @inlinable @inline(__always) func load8(_ offset: Int) -> Vector8 {
         UnsafeRawPointer(self + offset).loadUnaligned(as: Vector8.self)
     }
 }
@@ -63,7 +65,7 @@ func exp16(_ x: Vector16) -> Vector16 {
 }
 
 /// Σ of the 16 lanes by halving (SIMD.sum() is an out-of-line generic call).
-@_transparent
+@_transparent @usableFromInline
 func horizontalSum(_ v: Vector16) -> Float {
     let eight = v.lowHalf + v.highHalf
     let four = eight.lowHalf + eight.highHalf
@@ -87,7 +89,7 @@ func expScalar(_ x: Float) -> Float {
 }
 
 /// Σ a[i]·b[i] over `count` floats, 4 independent 16-lane accumulators.
-@inline(__always)
+@inlinable @inline(__always)
 func dotUnchecked(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
     var i = 0
     var s0 = Vector16(), s1 = Vector16(), s2 = Vector16(), s3 = Vector16()

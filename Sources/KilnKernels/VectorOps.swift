@@ -1,3 +1,4 @@
+import CKilnKernels
 /// Elementwise SIMD kernels over raw float buffers. Every kernel takes explicit input and output
 /// buffers, checks their lengths, and handles any length (no multiple-of-16 requirement).
 public enum VectorOps {
@@ -50,13 +51,19 @@ public enum VectorOps {
     /// Σ a[i] · b[i] for i < count.
     /// Σ a[i]·b[i] without size checks, for search loops that validated their storage once
     /// (vector search scores millions of pairs per second; a check per call would show).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func dotUnchecked(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         KilnKernels.dotUnchecked(a, b, count)
     }
 
+    /// Starts loading `count` floats from `pointer` into the cache (a hint; no effect on results).
+    @inlinable @inline(__always)
+    public static func prefetch(_ pointer: UnsafePointer<Float>, count: Int) {
+        kiln_prefetch(pointer, count * 4)
+    }
+
     /// Σ (a[i] − b[i])² without size checks (see `dotUnchecked`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func squaredDistanceUnchecked(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
         var i = 0
         var s0 = Vector16(), s1 = Vector16()

@@ -49,6 +49,10 @@ final class HNSWGraph: @unchecked Sendable {
         vectors.deallocate(); base.deallocate(); upper.deallocate(); locks.deallocate(); globalLock.deallocate()
     }
 
+    var memoryBytes: Int {
+        capacity * (dimension * 4 + baseStride * 4 + MemoryLayout<pthread_mutex_t>.stride + 8 + 1 + 1 + 8) + upperCapacity * 4
+    }
+
     var baseStride: Int { 2 * m + 1 }
     var upperStride: Int { m + 1 }
 
@@ -202,32 +206,41 @@ final class HNSWGraph: @unchecked Sendable {
     private func searchLayer(_ q: UnsafePointer<Float>, entry: Int, ef: Int, layer: Int, liveOnly: Bool,
                              _ context: Context, _ locking: Bool) {
         context.nextStamp(nodes: count)
-        let stamp = context.stamp, visited = context.visited
-        context.candidates.removeAll()
-        context.results.removeAll()
+        // Locals rather than class properties in the loop: no exclusivity checks per access.
+        let stamp = context.stamp, visited = context.visited, buffer = context.buffer
+        let vectors = UnsafePointer(self.vectors), dimension = self.dimension, removed = self.removed
+        let prefetchCount = min(dimension, 32)
+        var candidates = context.candidates, results = context.results
+        defer { (context.candidates, context.results) = (candidates, results) }
+        candidates.removeAll()
+        results.removeAll()
         visited[entry] = stamp
-        let s0 = score(q, vector(entry))
-        context.candidates.push(s0, Int32(entry))
+        let s0 = score(q, vectors + entry * dimension)
+        candidates.push(s0, Int32(entry))
         var worst = -Float.infinity
         if !liveOnly || !removed[entry] {
-            context.results.push(-s0, Int32(entry))
+            results.push(-s0, Int32(entry))
             worst = s0
         }
-        while let (best, node) = context.candidates.top.map({ ($0.key, $0.node) }) {
-            if best < worst && context.results.count >= ef { break }
-            context.candidates.pop()
-            let n = read(Int(node), layer, context, locking)
+        while let top = candidates.top {
+            if top.key < worst && results.count >= ef { break }
+            candidates.pop()
+            let n = read(Int(top.node), layer, context, locking)
+            // Fetch the vectors about to be scored while the first ones are computed.
+            for i in 0..<n where visited[Int(buffer[i])] != stamp {
+                VectorOps.prefetch(vectors + Int(buffer[i]) * dimension, count: prefetchCount)
+            }
             for i in 0..<n {
-                let next = Int(context.buffer[i])
+                let next = Int(buffer[i])
                 if visited[next] == stamp { continue }
                 visited[next] = stamp
-                let s = score(q, vector(next))
-                if context.results.count < ef || s > worst {
-                    context.candidates.push(s, Int32(next))
+                let s = score(q, vectors + next * dimension)
+                if results.count < ef || s > worst {
+                    candidates.push(s, Int32(next))
                     if !liveOnly || !removed[next] {
-                        context.results.push(-s, Int32(next))
-                        if context.results.count > ef { context.results.pop() }
-                        worst = -context.results.top!.key
+                        results.push(-s, Int32(next))
+                        if results.count > ef { results.pop() }
+                        worst = -results.top!.key
                     }
                 }
             }

@@ -16,14 +16,15 @@ public final class HNSWIndex: @unchecked Sendable {
     /// Neighbours per node on upper layers (twice as many on layer 0).
     public let m: Int
     public let efConstruction: Int
-    /// Candidates explored on layer 0 per query (at least k).
+    /// Candidates explored on layer 0 per query (at least k). The default, 128, keeps 99% of
+    /// exact search's recall@10 on real sentence-embedding queries (the Debian benchmark).
     public var efSearch: Int
 
     let graph: HNSWGraph
     private var positions: [Int64: Int] = [:]
     private var random: UInt64
 
-    public init(dimension: Int, metric: DistanceMetric, m: Int = 16, efConstruction: Int = 200, efSearch: Int = 64, seed: UInt64 = 1) {
+    public init(dimension: Int, metric: DistanceMetric, m: Int = 16, efConstruction: Int = 200, efSearch: Int = 128, seed: UInt64 = 1) {
         precondition(dimension > 0 && m >= 2 && efConstruction >= 1 && efSearch >= 1, "HNSWIndex: invalid parameters")
         self.dimension = dimension
         self.metric = metric
@@ -38,6 +39,8 @@ public final class HNSWIndex: @unchecked Sendable {
     public var count: Int { positions.count }
     /// Nodes in the graph, tombstones included.
     public var nodeCount: Int { graph.count }
+    /// Bytes held by vectors and neighbour lists.
+    public var memoryBytes: Int { graph.memoryBytes }
 
     /// Adds vectors (row-major, `ids.count` × dimension). Cosine vectors are normalized first.
     /// With a pool, the batch is inserted on its threads.

@@ -17,6 +17,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Kiln's speed on this machine.",
-        subcommands: [KernelBenchCommand.self, GenerateBenchCommand.self, EmbedBenchCommand.self]
+        subcommands: [KernelBenchCommand.self, GenerateBenchCommand.self, EmbedBenchCommand.self, SearchBenchCommand.self]
     )
 }
