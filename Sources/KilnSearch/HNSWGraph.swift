@@ -30,6 +30,8 @@ final class HNSWGraph: @unchecked Sendable {
     var entryPoint = -1
     var topLayer = -1
     private var spareContexts: [Context] = []
+    /// Set while `vectors` points into a loaded index file's mapping (read-only, not ours to free).
+    private var mappedVectors: AnyObject?
 
     init(dimension: Int, m: Int, squaredL2: Bool) {
         self.dimension = dimension
@@ -46,7 +48,8 @@ final class HNSWGraph: @unchecked Sendable {
     deinit {
         for i in 0..<capacity { pthread_mutex_destroy(locks + i) }
         pthread_mutex_destroy(globalLock)
-        vectors.deallocate(); base.deallocate(); upper.deallocate(); locks.deallocate(); globalLock.deallocate()
+        if mappedVectors == nil { vectors.deallocate() }
+        base.deallocate(); upper.deallocate(); locks.deallocate(); globalLock.deallocate()
     }
 
     var memoryBytes: Int {
@@ -70,20 +73,46 @@ final class HNSWGraph: @unchecked Sendable {
     /// Adds nodes without links (single-threaded; `insert` links them).
     func append(_ rows: UnsafePointer<Float>, ids newIDs: [Int64], levels newLevels: [UInt8]) {
         let needed = count + newIDs.count
-        if needed > capacity {
-            let grown = max(needed, capacity * 2, 64)
+        if needed > capacity || (mappedVectors != nil && !newIDs.isEmpty) {
+            // Vectors always move to memory of our own once the graph grows.
+            let grown = needed > capacity ? max(needed, capacity * 2, 64) : capacity
             let v = UnsafeMutablePointer<Float>.allocate(capacity: grown * dimension)
             v.update(from: vectors, count: count * dimension)
-            vectors.deallocate(); vectors = v
-            let b = UnsafeMutablePointer<Int32>.allocate(capacity: grown * baseStride)
-            b.update(from: base, count: count * baseStride)
-            base.deallocate(); base = b
-            let l = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: grown)
-            for i in 0..<grown { pthread_mutex_init(l + i, nil) }
-            for i in 0..<capacity { pthread_mutex_destroy(locks + i) }
-            locks.deallocate(); locks = l
-            capacity = grown
+            if mappedVectors == nil { vectors.deallocate() }
+            mappedVectors = nil
+            vectors = v
+            reserveLinks(grown)
         }
+        (vectors + count * dimension).update(from: rows, count: newIDs.count * dimension)
+        addNodes(newIDs, newLevels)
+    }
+
+    /// Starts an empty graph on vectors that stay in `owner`'s memory (a mapped index file):
+    /// nothing is copied until the graph grows.
+    func adopt(_ rows: UnsafePointer<Float>, owner: AnyObject, ids newIDs: [Int64], levels newLevels: [UInt8]) {
+        precondition(count == 0, "adopt needs an empty graph")
+        reserveLinks(max(newIDs.count, 1))
+        if mappedVectors == nil { vectors.deallocate() }
+        vectors = UnsafeMutablePointer(mutating: rows)
+        mappedVectors = owner
+        addNodes(newIDs, newLevels)
+    }
+
+    /// Grows the neighbour lists and locks to `grown` nodes (keeping existing lists).
+    private func reserveLinks(_ grown: Int) {
+        guard grown > capacity else { return }
+        let b = UnsafeMutablePointer<Int32>.allocate(capacity: grown * baseStride)
+        b.update(from: base, count: count * baseStride)
+        base.deallocate(); base = b
+        let l = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: grown)
+        for i in 0..<grown { pthread_mutex_init(l + i, nil) }
+        for i in 0..<capacity { pthread_mutex_destroy(locks + i) }
+        locks.deallocate(); locks = l
+        capacity = grown
+    }
+
+    /// Empty lists, ids and levels for new nodes whose vectors are already in place.
+    private func addNodes(_ newIDs: [Int64], _ newLevels: [UInt8]) {
         let upperNeeded = upperUsed + newLevels.reduce(0) { $0 + Int($1) * upperStride }
         if upperNeeded > upperCapacity {
             let grown = max(upperNeeded, upperCapacity * 2, 64)
@@ -92,7 +121,6 @@ final class HNSWGraph: @unchecked Sendable {
             upper.deallocate(); upper = u
             upperCapacity = grown
         }
-        (vectors + count * dimension).update(from: rows, count: newIDs.count * dimension)
         for (i, level) in newLevels.enumerated() {
             base[(count + i) * baseStride] = 0
             if level > 0 {
@@ -106,7 +134,7 @@ final class HNSWGraph: @unchecked Sendable {
         ids += newIDs
         levels += newLevels
         removed += Array(repeating: false, count: newIDs.count)
-        count = needed
+        count += newIDs.count
     }
 
     func neighbours(_ node: Int, layer: Int) -> [Int32] {

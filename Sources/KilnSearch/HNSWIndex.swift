@@ -148,8 +148,10 @@ public final class HNSWIndex: @unchecked Sendable {
         return fresh
     }
 
-    struct Snapshot {
-        var vectors: [Float]
+    /// The graph as a loader parsed it; `vectors` stay in `owner`'s memory when one is given.
+    struct Parsed {
+        var vectors: UnsafePointer<Float>?  // nil only for an empty graph
+        var owner: AnyObject?
         var ids: [Int64]
         var removed: [Bool]
         var links: [[[Int32]]]
@@ -157,15 +159,16 @@ public final class HNSWIndex: @unchecked Sendable {
         var topLayer: Int
     }
 
-    func snapshot() -> Snapshot {
-        let links = (0..<graph.count).map { node in (0...Int(graph.levels[node])).map { graph.neighbours(node, layer: $0) } }
-        return Snapshot(vectors: UnsafeBufferPointer(start: graph.vectors, count: graph.count * dimension).map { $0 },
-                        ids: graph.ids, removed: graph.removed, links: links, entryPoint: graph.entryPoint, topLayer: graph.topLayer)
-    }
-
-    /// Replaces the whole state with one `load` has validated.
-    func restore(_ s: Snapshot) {
-        s.vectors.withUnsafeBufferPointer { graph.append($0.baseAddress!, ids: s.ids, levels: s.links.map { UInt8($0.count - 1) }) }
+    /// Replaces the (empty) state with one `load` has validated.
+    func restore(_ s: Parsed) {
+        let levels = s.links.map { UInt8($0.count - 1) }
+        if let rows = s.vectors {
+            if let owner = s.owner {
+                graph.adopt(rows, owner: owner, ids: s.ids, levels: levels)
+            } else {
+                graph.append(rows, ids: s.ids, levels: levels)
+            }
+        }
         for node in 0..<s.ids.count {
             for (layer, list) in s.links[node].enumerated() { graph.setNeighbours(node, layer: layer, list) }
         }

@@ -122,6 +122,52 @@ import Testing
         #expect(none.status == 1 && none.stderr.contains("no index"))
     }
 
+    /// A save killed with SIGKILL while it writes (at the first, second and third temporary file
+    /// of the new generation) leaves the previous index loadable and searchable; a later add
+    /// still succeeds.
+    @Test func indexSurvivesASaveKilledMidWrite() throws {
+        guard Self.ready() else { return }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-crash-\(UUID().uuidString)")
+        let index = root.appendingPathComponent("index").path
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let model = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/all-MiniLM-L6-v2").path
+        try "Pottery is fired in a kiln.".write(to: root.appendingPathComponent("first.md"), atomically: true, encoding: .utf8)
+        let first = try Self.kiln(["index", "add", root.appendingPathComponent("first.md").path, "--index", index, "--model", model])
+        #expect(first.status == 0, "\(first.stderr)")
+        // Enough records that writing the new generation takes a while.
+        let records = (0..<300).map { "{\"id\": \($0), \"text\": \"note \($0) about glazes, clay bodies and firing schedules\"}" }
+        try records.joined(separator: "\n").write(to: root.appendingPathComponent("many.jsonl"), atomically: true, encoding: .utf8)
+        var killedMidWrite = 0
+        for stage in 1...3 {
+            let process = Process()
+            process.executableURL = Self.binary
+            process.arguments = ["index", "add", root.appendingPathComponent("many.jsonl").path, "--index", index, "--model", model]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var seen = Set<String>()
+            while process.isRunning {
+                let partial = (try? FileManager.default.contentsOfDirectory(atPath: index))?.filter { $0.contains(".partial-") } ?? []
+                seen.formUnion(partial)
+                if seen.count >= stage {
+                    kill(process.processIdentifier, SIGKILL)
+                    break
+                }
+                usleep(100)
+            }
+            process.waitUntilExit()
+            if process.terminationReason == .uncaughtSignal { killedMidWrite += 1 }
+            let stats = try Self.kiln(["index", "stats", "--index", index])
+            #expect(stats.status == 0, "after a kill at stage \(stage): \(stats.stderr)")
+            let search = try Self.kiln(["search", "kiln", "--index", index, "--model", model, "--json"])
+            #expect(search.status == 0 && search.stdout.contains("first.md"), "stage \(stage): \(search.stdout)\(search.stderr)")
+        }
+        #expect(killedMidWrite >= 1, "no save was caught while writing")
+        let again = try Self.kiln(["index", "add", root.appendingPathComponent("many.jsonl").path, "--index", index, "--model", model])
+        #expect(again.status == 0 && again.stdout.contains("301 passages"), "\(again.stdout)\(again.stderr)")
+    }
+
     @Test func chatTemplateRendersAConversation() throws {
         guard Self.ready() else { return }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString)")

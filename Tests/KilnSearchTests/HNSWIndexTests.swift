@@ -70,7 +70,18 @@ import Testing
         let queries = rng.normals(10 * dimension)
         #expect(try loaded.search(queries, k: 5) == index.search(queries, k: 5))
         #expect(loaded.count == 300)
+        // The loaded vectors live in the file's mapping; replacing the file does not disturb them,
+        // and adding moves them to memory of the index's own.
         let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        try index.save(to: path)
+        #expect(try loaded.search(queries, k: 5) == index.search(queries, k: 5))
+        let more = rng.normals(20 * dimension)
+        try loaded.add(more, ids: (1000..<1020).map { Int64($0) })
+        try index.add(more, ids: (1000..<1020).map { Int64($0) })
+        #expect(loaded.count == 320)
+        let after = try loaded.search(Array(more[0..<dimension]), k: 1)[0]
+        #expect(after.first?.id == 1000)
+        #expect(try loaded.search(queries, k: 5).map { $0.map(\.id) }.count == 10)
         for cut in [0, 7, 20, 100, good.count / 2, good.count - 1] {
             try good.prefix(cut).write(to: URL(fileURLWithPath: path))
             #expect(throws: HNSWIndex.PersistenceError.self) { _ = try HNSWIndex.load(from: path) }
