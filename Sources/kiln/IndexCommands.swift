@@ -155,6 +155,7 @@ struct SearchCommand: ParsableCommand {
 
     func validate() throws {
         guard (query == nil) != (queries == nil) else { throw ValidationError("give a query or --queries FILE") }
+        if let query, query.allSatisfy(\.isWhitespace) { throw ValidationError("the query is empty") }
         guard k > 0 else { throw ValidationError("-k must be positive") }
     }
 
@@ -167,7 +168,8 @@ struct SearchCommand: ParsableCommand {
         var texts = query.map { [$0] } ?? []
         if let queries {
             guard let content = String(validating: [UInt8](try readFile(queries)), as: UTF8.self) else { throw CLIError("\(queries) is not valid UTF-8") }
-            texts = content.split(separator: "\n").map(String.init)
+            texts = content.split(separator: "\n").map(String.init).filter { !$0.allSatisfy(\.isWhitespace) }
+            guard !texts.isEmpty else { throw CLIError("\(queries) holds no queries") }
         }
         let vectors = try embedder.embed(texts)
         if let ef { store.index.efSearch = ef }

@@ -61,6 +61,12 @@ import Testing
         #expect(notModel.status == 1 && notModel.stderr.contains("truncated GGUF: magic"))
         let usage = try Self.kiln(["generate", "--prompt", "a", "--prompt-tokens", "1"])
         #expect(usage.status != 0 && usage.stderr.contains("exactly one of"))
+        let emptyQuery = try Self.kiln(["search", "   "])
+        #expect(emptyQuery.status != 0 && emptyQuery.stderr.contains("the query is empty"))
+        let noModel = try Self.kiln(["embed", "--text", "hi", "--model", "/nonexistent/model"])
+        #expect(noModel.status == 1 && noModel.stderr.contains("no readable config.json"))
+        let notVectors = try Self.kiln(["bench", "search", "--vectors", invalid.path])
+        #expect(notVectors.status == 1 && notVectors.stderr.contains(invalid.path))
     }
 
     @Test func generateGreedyFollowsTheLogits() throws {
