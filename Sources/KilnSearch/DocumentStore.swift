@@ -1,4 +1,5 @@
 import Foundation
+import KilnKernels
 import KilnFormats
 
 /// Passages and their vectors on disk: an HNSW index (which also holds the vectors for exact
@@ -89,7 +90,7 @@ public final class DocumentStore {
     public func isCurrent(_ source: String, _ stamp: SourceStamp) -> Bool { manifest.sources[source] == stamp }
 
     /// Replaces everything indexed from `source` with `passages` and their vectors.
-    public func replace(source: String, stamp: SourceStamp, passages new: [NewPassage], vectors: [Float]) throws {
+    public func replace(source: String, stamp: SourceStamp, passages new: [NewPassage], vectors: [Float], pool: ThreadPool? = nil) throws {
         remove(source: source)
         var ids: [Int64] = []
         for p in new {
@@ -99,7 +100,7 @@ public final class DocumentStore {
             byID[id] = manifest.passages.count
             manifest.passages.append(Passage(id: id, source: source, start: p.start, end: p.end, title: p.title, document: p.document, text: p.text))
         }
-        try index.add(vectors, ids: ids)
+        try index.add(vectors, ids: ids, pool: pool)
         manifest.sources[source] = stamp
     }
 
@@ -115,8 +116,13 @@ public final class DocumentStore {
     }
 
     /// Writes a new generation and switches CURRENT to it; the previous generation's files are
-    /// deleted only after the switch.
-    public func save() throws {
+    /// deleted only after the switch. When tombstones (removed or replaced passages) make up a
+    /// quarter of the graph, the graph is rebuilt without them first.
+    public func save(pool: ThreadPool? = nil) throws {
+        let tombstones = index.nodeCount - index.count
+        if tombstones > 0 && tombstones * 4 >= index.nodeCount {
+            index = try index.compacted(pool: pool)
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let current = directory.appendingPathComponent("CURRENT")
         let previous = (try? String(contentsOf: current, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -105,11 +105,11 @@ struct IndexAddCommand: ParsableCommand {
         var next = 0
         for file in pending {
             let mine = vectors[next..<(next + file.passages.count)]
-            try store.replace(source: file.source, stamp: file.stamp, passages: file.passages, vectors: mine.flatMap { $0 })
+            try store.replace(source: file.source, stamp: file.stamp, passages: file.passages, vectors: mine.flatMap { $0 }, pool: .shared)
             next += file.passages.count
         }
         let added = all.count
-        try store.save()
+        try store.save(pool: .shared)
         print("indexed \(added) passages from \(files.count - skipped - unchanged) files (\(unchanged) unchanged, \(skipped) skipped); \(store.passages.count) passages in \(arguments.index)")
     }
 }
@@ -124,7 +124,8 @@ struct IndexStatsCommand: ParsableCommand {
         print("index       \(arguments.index)")
         print("sources     \(store.sources.count)")
         print("passages    \(store.passages.count)")
-        print("vectors     \(store.index.count) × \(store.index.dimension), \(store.index.metric.rawValue), HNSW M=\(store.index.m)")
+        print("vectors     \(store.index.count) × \(store.index.dimension), \(store.index.metric.rawValue), HNSW M=\(store.index.m) efSearch=\(store.index.efSearch)")
+        print("tombstones  \(store.index.nodeCount - store.index.count) (removed when they reach a quarter of the graph)")
     }
 }
 

@@ -25,12 +25,15 @@ import Testing
         try store.replace(source: "b.txt", stamp: stamp, passages: [.init(start: 0, end: 3, title: "B", document: nil, text: "foo")], vectors: rng.normals(8))
         try store.replace(source: "a.txt", stamp: stamp, passages: [.init(start: 0, end: 4, title: nil, document: nil, text: "new!")], vectors: rng.normals(8))
         #expect(store.passages.map(\.text).sorted() == ["foo", "new!"])
+        #expect(store.index.nodeCount == 4 && store.index.count == 2)  // the replaced passages are tombstones
         try store.save()
+        #expect(store.index.nodeCount == 2 && store.index.count == 2)  // half the graph was dead: compacted
         try store.save()  // a second generation replaces the first
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         #expect(files == ["CURRENT", "documents-2.json", "vectors-2.kiln"])
         let reopened = try DocumentStore(directory: directory, dimension: 8)
         #expect(reopened.passages == store.passages && reopened.isCurrent("a.txt", stamp))
+        #expect(reopened.passages.first { $0.text == "foo" }?.title == "B")
         let hit = try reopened.index.search(rng.normals(8), k: 5)[0]
         #expect(Set(hit.map(\.id)) == Set(store.passages.map(\.id)))
         #expect { _ = try DocumentStore(directory: directory, dimension: 16) } throws: { "\($0)".contains("8-dimensional") }
