@@ -26,6 +26,13 @@ struct Timing {
 
 func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) * 1e-9 }
 
+/// A benchmark's --json output: one pretty-printed object with sorted keys.
+func printReport<T: Encodable>(_ report: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(report), as: UTF8.self))
+}
+
 /// One line of a benchmark report: what ran, how fast, and against what.
 struct BenchRow: Codable {
     var group: String

@@ -72,9 +72,7 @@ struct EmbedBenchCommand: ParsableCommand {
             latencyMillisecondsP50Of100: hundred[49], latencyMillisecondsP90Of100: hundred[89],
             peakRSSMegabytes: peakResidentMegabytes())
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         } else {
             print("kiln bench embed — \(model), \(texts.count) documents (\(tokenCount) tokens), batch \(batch), \(threadCount) thread(s), OpenBLAS \(BLAS.coreName)")
             let d = report.documentsPerSecond

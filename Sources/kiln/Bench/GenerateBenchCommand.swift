@@ -110,9 +110,7 @@ struct GenerateBenchCommand: ParsableCommand {
             timeToFirstTokenMilliseconds: Stats(ttft.map { $0 * 1000 }), peakRSSMegabytes: peakResidentMegabytes(),
             producedIds: reference ?? [])
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         } else {
             print("kiln bench generate — \(model), \(threadCount) thread(s), medians of \(reps) (min … max)")
             func line(_ name: String, _ s: Stats, _ unit: String) {

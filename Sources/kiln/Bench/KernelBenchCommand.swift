@@ -56,9 +56,7 @@ struct KernelBenchCommand: ParsableCommand {
                 cpu: cpu.model, openBLASCore: BLAS.coreName,
                 openBLASCoreChosenBy: cpu.openBLASOverride == nil ? "OpenBLAS" : (OpenBLASCore.wasSelectedByKiln ? "kiln" : "OPENBLAS_CORETYPE"),
                 vnni: QuantizedOps.usesVNNI, threads: threadCount, rows: bench.rows)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
         }
     }
 }

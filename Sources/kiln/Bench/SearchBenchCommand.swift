@@ -175,9 +175,7 @@ struct SearchBenchCommand: ParsableCommand {
             exactSingleQueriesPerSecond: exactSingle, exactBatchQueriesPerSecond: GenerateBenchCommand.Stats(exactBatch).median,
             exactLabelledRecallAt10: labelledRecall(truth), hnsw: rows, peakRSSMegabytes: peakResidentMegabytes())
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printReport(report)
             return
         }
         print("kiln bench search — \(corpus.rows) × \(d) vectors, \(queryCount) queries (\(labelled) labelled), \(threadCount) thread(s), OpenBLAS \(BLAS.coreName)")
