@@ -20,7 +20,10 @@ public struct SentenceEmbedder: Sendable {
         }
     }
 
+    let pool: ThreadPool
+
     public init(folder: URL, pool: ThreadPool = .shared) throws {
+        self.pool = pool
         model = try BertModel(folder: folder, pool: pool)
         let tokenizerFile = folder.appendingPathComponent("tokenizer.json")
         guard let wordPiece = try TokenizerJSON.load(contentsOf: tokenizerFile) as? WordPieceTokenizer else {
@@ -43,6 +46,14 @@ public struct SentenceEmbedder: Sendable {
 
     /// Unit-length embeddings of `texts`, batched by similar length; `progress` gets the count done.
     public func embed(_ texts: [String], batchSize: Int = 32, progress: (Int) -> Void = { _ in }) throws -> [[Float]] {
-        try model.embedAll(texts.map { tokens($0) }, batchSize: batchSize, progress: progress)
+        // Tokenizers are immutable, so texts are split into word pieces on all threads.
+        var sequences = [[Int]](repeating: [], count: texts.count)
+        sequences.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            pool.parallelFor(texts.count, grain: 16) { range in
+                for i in range { (base + i).pointee = self.tokens(texts[i]) }
+            }
+        }
+        return try model.embedAll(sequences, batchSize: batchSize, progress: progress)
     }
 }
