@@ -38,9 +38,14 @@ public final class BertModel: @unchecked Sendable {
     }
 
     struct Layer {
-        let query, key, value, attentionOutput, intermediate, output: Linear
+        /// Query, key and value stacked into one [3·hidden][hidden] product (one GEMM reads the
+        /// layer input once instead of three times).
+        let queryKeyValue, attentionOutput, intermediate, output: Linear
         let attentionNorm, outputNorm: Norm
     }
+
+    /// The stacked query/key/value weights and biases (the file's tensors stay mapped).
+    private var stacked: [UnsafeMutableBufferPointer<Float>] = []
 
     public let configuration: Configuration
     let weights: SafetensorsFile
@@ -92,15 +97,28 @@ public final class BertModel: @unchecked Sendable {
         positionEmbeddings = try tensor("embeddings.position_embeddings.weight", [c.maximumPositions, h])
         typeEmbeddings = try tensor("embeddings.token_type_embeddings.weight", [2, h])
         embeddingNorm = try norm("embeddings.LayerNorm")
+        var stackedParts: [UnsafeMutableBufferPointer<Float>] = []
         layers = try (0..<c.layerCount).map { i in
             let p = "encoder.layer.\(i)."
+            let parts = try ["query", "key", "value"].map { try linear(p + "attention.self." + $0, h, h) }
+            let weight = UnsafeMutableBufferPointer<Float>.allocate(capacity: 3 * h * h)
+            let bias = UnsafeMutableBufferPointer<Float>.allocate(capacity: 3 * h)
+            for (i, part) in parts.enumerated() {
+                _ = UnsafeMutableBufferPointer(rebasing: weight[(i * h * h)..<((i + 1) * h * h)]).initialize(from: part.weight)
+                _ = UnsafeMutableBufferPointer(rebasing: bias[(i * h)..<((i + 1) * h)]).initialize(from: part.bias)
+            }
+            stackedParts += [weight, bias]
             return Layer(
-                query: try linear(p + "attention.self.query", h, h), key: try linear(p + "attention.self.key", h, h),
-                value: try linear(p + "attention.self.value", h, h),
+                queryKeyValue: Linear(weight: UnsafeBufferPointer(weight), bias: UnsafeBufferPointer(bias), inputs: h, outputs: 3 * h),
                 attentionOutput: try linear(p + "attention.output.dense", h, h),
                 intermediate: try linear(p + "intermediate.dense", h, f), output: try linear(p + "output.dense", f, h),
                 attentionNorm: try norm(p + "attention.output.LayerNorm"), outputNorm: try norm(p + "output.LayerNorm"))
         }
+        stacked = stackedParts
+    }
+
+    deinit {
+        for buffer in stacked { buffer.deallocate() }
     }
 
     /// Embeddings of any number of sequences in batches of `batchSize` similar lengths (sorted by
@@ -145,22 +163,25 @@ public final class BertModel: @unchecked Sendable {
             }
         }
         layerNorm(&x, rows, embeddingNorm)
-        var q = [Float](repeating: 0, count: rows * h), k = q, v = q, attention = q, projected = q
+        var queryKeyValue = [Float](repeating: 0, count: rows * 3 * h)
+        var attention = [Float](repeating: 0, count: rows * h), projected = attention
         var wide = [Float](repeating: 0, count: rows * c.intermediateSize)
-        let shape = AttentionShape(batchCount: batch, queryCount: length, keyCount: length, headCount: c.headCount,
+        // Queries, keys and values interleave per position: [q | k | v] rows of 3·hidden.
+        var shape = AttentionShape(batchCount: batch, queryCount: length, keyCount: length, headCount: c.headCount,
                                    headDimension: h / c.headCount)
+        (shape.queryPositionStride, shape.keyPositionStride, shape.valuePositionStride) = (3 * h, 3 * h, 3 * h)
+        (shape.queryBatchStride, shape.keyBatchStride, shape.valueBatchStride) = (3 * h * length, 3 * h * length, 3 * h * length)
         for layer in layers {
-            apply(layer.query, x, &q, rows)
-            apply(layer.key, x, &k, rows)
-            apply(layer.value, x, &v, rows)
-            q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+            apply(layer.queryKeyValue, x, &queryKeyValue, rows)
+            queryKeyValue.withUnsafeBufferPointer { qkv in
                 mask.withUnsafeBufferPointer { mb in attention.withUnsafeMutableBufferPointer { ob in
                     Attention.forward(shape: shape, scale: 1 / Float(h / c.headCount).squareRoot(), masking: .bidirectional,
-                                      keyMask: mb, query: qb, key: kb, value: vb, output: ob, pool: pool)
+                                      keyMask: mb, query: qkv, key: UnsafeBufferPointer(rebasing: qkv[h...]),
+                                      value: UnsafeBufferPointer(rebasing: qkv[(2 * h)...]), output: ob, pool: pool)
                 } }
-            } } }
-            apply(layer.attentionOutput, attention, &projected, rows)
-            addInPlace(&x, projected)
+            }
+            apply(layer.attentionOutput, attention, &projected, rows, residual: x)
+            swap(&x, &projected)
             layerNorm(&x, rows, layer.attentionNorm)
             apply(layer.intermediate, x, &wide, rows)
             wide.withUnsafeMutableBufferPointer { w in
@@ -170,8 +191,8 @@ public final class BertModel: @unchecked Sendable {
                     VectorOps.gelu(UnsafeBufferPointer(part), approximation: .erf, into: part, count: part.count)
                 }
             }
-            apply(layer.output, wide, &projected, rows)
-            addInPlace(&x, projected)
+            apply(layer.output, wide, &projected, rows, residual: x)
+            swap(&x, &projected)
             layerNorm(&x, rows, layer.outputNorm)
         }
         // Mean over the real tokens, then unit length.
@@ -192,22 +213,30 @@ public final class BertModel: @unchecked Sendable {
         }
     }
 
-    /// y[rows][out] = x[rows][in] · Wᵀ + b: the bias is copied into y first and the GEMM adds to it
-    /// (β = 1), which saves a pass over y.
-    private func apply(_ l: Linear, _ x: [Float], _ y: inout [Float], _ rows: Int) {
+    /// y[rows][out] = x[rows][in] · Wᵀ + b (+ residual): y starts as b (plus the residual row) and
+    /// the GEMM adds to it (β = 1), so neither the bias nor the residual costs a pass of its own.
+    private func apply(_ l: Linear, _ x: [Float], _ y: inout [Float], _ rows: Int, residual: [Float]? = nil) {
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
-                let bias = l.bias.baseAddress!, out = yb.baseAddress!
-                for r in 0..<rows { (out + r * l.outputs).update(from: bias, count: l.outputs) }
-                BLAS.gemm(transposeB: .transposed, m: rows, n: l.outputs, k: l.inputs, a: xb, lda: l.inputs,
-                          b: l.weight, ldb: l.inputs, beta: 1, c: yb, ldc: l.outputs, pool: pool)
+                let bias = l.bias.baseAddress!, out = yb.baseAddress!, n = l.outputs
+                let empty: [Float] = []
+                (residual ?? empty).withUnsafeBufferPointer { rb in
+                    let start = residual == nil ? nil : rb.baseAddress
+                    pool.parallelFor(rows, grain: 64) { range in
+                        for r in range {
+                            let row = out + r * n
+                            if let start {
+                                VectorOps.add(UnsafeBufferPointer(start: start + r * n, count: n), UnsafeBufferPointer(start: bias, count: n),
+                                              into: UnsafeMutableBufferPointer(start: row, count: n), count: n)
+                            } else {
+                                row.update(from: bias, count: n)
+                            }
+                        }
+                    }
+                }
+                BLAS.gemm(transposeB: .transposed, m: rows, n: n, k: l.inputs, a: xb, lda: l.inputs,
+                          b: l.weight, ldb: l.inputs, beta: 1, c: yb, ldc: n, pool: pool)
             }
-        }
-    }
-
-    private func addInPlace(_ x: inout [Float], _ y: [Float]) {
-        x.withUnsafeMutableBufferPointer { xb in
-            y.withUnsafeBufferPointer { yb in VectorOps.add(UnsafeBufferPointer(xb), yb, into: xb, count: xb.count) }
         }
     }
 
