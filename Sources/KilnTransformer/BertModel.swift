@@ -150,15 +150,20 @@ public final class BertModel: @unchecked Sendable {
         let batch = sequences.count, h = c.hiddenSize, rows = batch * length
         var x = [Float](repeating: 0, count: rows * h)
         var mask = [UInt8](repeating: 0, count: rows)
-        // Embeddings: word + position + token type 0, then LayerNorm.
+        // Embeddings: word + position + token type 0, then LayerNorm; one sequence per task.
         x.withUnsafeMutableBufferPointer { xb in
-            for (b, ids) in sequences.enumerated() {
-                for (p, id) in ids.enumerated() {
-                    mask[b * length + p] = 1
-                    let row = UnsafeMutableBufferPointer(rebasing: xb[((b * length + p) * h)..<((b * length + p + 1) * h)])
-                    VectorOps.add(UnsafeBufferPointer(rebasing: wordEmbeddings[(id * h)...]),
-                                  UnsafeBufferPointer(rebasing: positionEmbeddings[(p * h)...]), into: row, count: h)
-                    VectorOps.add(UnsafeBufferPointer(row), typeEmbeddings, into: row, count: h)
+            mask.withUnsafeMutableBufferPointer { mb in
+                let xs = xb.baseAddress!, ms = mb.baseAddress!
+                pool.parallelFor(batch) { range in
+                    for b in range {
+                        for (p, id) in sequences[b].enumerated() {
+                            ms[b * length + p] = 1
+                            let row = UnsafeMutableBufferPointer(start: xs + (b * length + p) * h, count: h)
+                            VectorOps.add(UnsafeBufferPointer(rebasing: self.wordEmbeddings[(id * h)...]),
+                                          UnsafeBufferPointer(rebasing: self.positionEmbeddings[(p * h)...]), into: row, count: h)
+                            VectorOps.add(UnsafeBufferPointer(row), self.typeEmbeddings, into: row, count: h)
+                        }
+                    }
                 }
             }
         }
@@ -195,22 +200,30 @@ public final class BertModel: @unchecked Sendable {
             swap(&x, &projected)
             layerNorm(&x, rows, layer.outputNorm)
         }
-        // Mean over the real tokens, then unit length.
-        return x.withUnsafeBufferPointer { xb in
-            sequences.enumerated().map { b, ids in
-                var mean = [Float](repeating: 0, count: h)
-                mean.withUnsafeMutableBufferPointer { m in
-                    for p in 0..<ids.count {
-                        VectorOps.axpy(1, UnsafeBufferPointer(rebasing: xb[((b * length + p) * h)...]), m, count: h)
+        // Mean over the real tokens, then unit length; one sequence per task.
+        var pooled = [[Float]](repeating: [], count: batch)
+        x.withUnsafeBufferPointer { xb in
+            pooled.withUnsafeMutableBufferPointer { out in
+                let xs = xb.baseAddress!, slots = out.baseAddress!
+                pool.parallelFor(batch) { range in
+                    for b in range {
+                        let count = sequences[b].count
+                        var mean = [Float](repeating: 0, count: h)
+                        mean.withUnsafeMutableBufferPointer { m in
+                            for p in 0..<count {
+                                VectorOps.axpy(1, UnsafeBufferPointer(start: xs + (b * length + p) * h, count: h), m, count: h)
+                            }
+                            let squared = VectorOps.dot(UnsafeBufferPointer(m), UnsafeBufferPointer(m), count: h) / Float(count * count)
+                            // mean / ‖mean‖ = sum / ‖sum‖; the 1/n only matters for the norm guard.
+                            let inverse = 1 / (max(squared.squareRoot(), 1e-12) * Float(count))
+                            VectorOps.scale(UnsafeBufferPointer(m), by: inverse, into: m, count: h)
+                        }
+                        (slots + b).pointee = mean
                     }
-                    let squared = VectorOps.dot(UnsafeBufferPointer(m), UnsafeBufferPointer(m), count: h) / Float(ids.count * ids.count)
-                    // mean / ‖mean‖ = sum / ‖sum‖; the 1/n only matters for the norm guard.
-                    let inverse = 1 / (max(squared.squareRoot(), 1e-12) * Float(ids.count))
-                    VectorOps.scale(UnsafeBufferPointer(m), by: inverse, into: m, count: h)
                 }
-                return mean
             }
         }
+        return pooled
     }
 
     /// y[rows][out] = x[rows][in] · Wᵀ + b (+ residual): y starts as b (plus the residual row) and
