@@ -172,6 +172,10 @@ import Testing
         #expect(killedMidWrite >= 1, "no save was caught while writing")
         let again = try Self.kiln(["index", "add", root.appendingPathComponent("many.jsonl").path, "--index", index, "--model", model])
         #expect(again.status == 0 && again.stdout.contains("301 passages"), "\(again.stdout)\(again.stderr)")
+        // Hits from JSON lines carry the record's own id.
+        let notes = try Self.kiln(["search", "note 12 about glazes", "--index", index, "--model", model, "--json", "-k", "3"])
+        let lists = try JSONSerialization.jsonObject(with: Data(notes.stdout.utf8)) as? [[[String: Any]]]
+        #expect(lists?.first?.contains { ($0["document"] as? String) == "12" } == true, "\(notes.stdout)")
     }
 
     @Test func chatTemplateRendersAConversation() throws {
