@@ -50,15 +50,17 @@ public enum BLAS {
             return
         }
         let blocks = pool.threadCount
-        if m >= 2 * 16 {
+        // Each thread packs its own copy of the operand it shares: all of B when C's rows are split,
+        // all of A when its columns are. Split the longer side so the shared operand is the smaller.
+        if m >= 2 * 16 && m >= n {
             // Blocks of C's rows in multiples of 16 (OpenBLAS's micro-kernel height), one per thread.
             let perBlock = ((m + blocks - 1) / blocks + 15) / 16 * 16
             pool.parallelFor((m + perBlock - 1) / perBlock) { range in
                 for block in range { rows((block * perBlock)..<min(m, (block + 1) * perBlock)) }
             }
         } else {
-            // A few rows (a single query): split C's columns instead, so each thread streams only
-            // its part of B — the product is bound by reading B.
+            // Split C's columns, so each thread reads only its part of B (for a single query the
+            // product is bound by reading B).
             let perBlock = ((n + blocks - 1) / blocks + 15) / 16 * 16
             pool.parallelFor((n + perBlock - 1) / perBlock) { range in
                 for block in range {

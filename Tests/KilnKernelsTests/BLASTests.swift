@@ -26,6 +26,28 @@ import Testing
         }
     }
 
+    /// Split over a pool: by rows of C when it has more rows than columns, else by columns (a
+    /// single query); every split block must land where the unsplit product puts it.
+    @Test(arguments: [Transpose.none, .transposed], [Transpose.none, .transposed])
+    func gemmSplitOverAPoolMatchesReference(transposeA: Transpose, transposeB: Transpose) {
+        var rng = SeededGenerator(seed: 9)
+        let pool = ThreadPool(threadCount: 2)
+        defer { pool.shutdown() }
+        for (m, n, k) in [(1, 1000, 1200), (5, 900, 300), (300, 40, 100), (97, 97, 130), (40, 1000, 64)] {
+            let lda = (transposeA == .none ? k : m) + 3
+            let ldb = (transposeB == .none ? n : k) + 3
+            let ldc = n + 3
+            let a = rng.floats((transposeA == .none ? m : k) * lda)
+            let b = rng.floats((transposeB == .none ? k : n) * ldb)
+            var c = rng.floats(m * ldc)
+            let expected = Reference.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5,
+                                          a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
+            BLAS.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5,
+                      a: a.buffer, lda: lda, b: b.buffer, ldb: ldb, beta: 1, c: c.mutableBuffer, ldc: ldc, pool: pool)
+            #expect(maxError(c, expected) <= 1e-5 * Float(k), "m=\(m) n=\(n) k=\(k)")
+        }
+    }
+
     @Test func batchedGemm() {
         var rng = SeededGenerator(seed: 8)
         let (m, n, k, batches) = (5, 6, 7, 4)
