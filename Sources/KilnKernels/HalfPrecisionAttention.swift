@@ -15,8 +15,8 @@ extension Attention {
     /// `value` must hold f16-representable values (a cache written through `roundToHalf`), so every
     /// product is exact and only the order of additions matters.
     ///
-    /// The fused `forward` is faster on long contexts; this form exists so that a model can
-    /// reproduce llama.cpp token for token.
+    /// The fused `forward` keeps no score row and rounds nothing to f16; this form exists so that
+    /// a model can reproduce llama.cpp token for token.
     public static func forwardHalfPrecision(
         shape: AttentionShape, scale: Float, masking: AttentionMasking, summation: HalfPrecisionSummation,
         query: UnsafeBufferPointer<Float>, key: UnsafeBufferPointer<Float>, value: UnsafeBufferPointer<Float>,
