@@ -180,9 +180,9 @@ public final class BertModel: @unchecked Sendable {
             apply(layer.queryKeyValue, x, &queryKeyValue, rows)
             queryKeyValue.withUnsafeBufferPointer { qkv in
                 mask.withUnsafeBufferPointer { mb in attention.withUnsafeMutableBufferPointer { ob in
-                    Attention.forward(shape: shape, scale: 1 / Float(h / c.headCount).squareRoot(), masking: .bidirectional,
-                                      keyMask: mb, query: qkv, key: UnsafeBufferPointer(rebasing: qkv[h...]),
-                                      value: UnsafeBufferPointer(rebasing: qkv[(2 * h)...]), output: ob, pool: pool)
+                    Attention.forwardMaterialized(shape: shape, scale: 1 / Float(h / c.headCount).squareRoot(), masking: .bidirectional,
+                                                  keyMask: mb, query: qkv, key: UnsafeBufferPointer(rebasing: qkv[h...]),
+                                                  value: UnsafeBufferPointer(rebasing: qkv[(2 * h)...]), output: ob, pool: pool)
                 } }
             }
             apply(layer.attentionOutput, attention, &projected, rows, residual: x)
