@@ -151,6 +151,7 @@ extension HNSWIndex {
                                  removed: removed, links: links, entryPoint: entry, topLayer: top))
         } else {
             let copy = (0..<(count * dimension)).map { vectorBytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+            if let bad = copy.firstIndex(where: { !$0.isFinite }) { throw PersistenceError.corrupt("vector value \(bad) is not finite") }
             copy.withUnsafeBufferPointer { rows in
                 index.restore(Parsed(vectors: rows.baseAddress, owner: nil, ids: ids,
                                      removed: removed, links: links, entryPoint: entry, topLayer: top))

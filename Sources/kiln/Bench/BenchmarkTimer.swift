@@ -26,6 +26,15 @@ struct Timing {
 
 func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) * 1e-9 }
 
+/// Minimum, median and maximum of repeated measurements (at least one).
+struct Stats: Encodable {
+    let min: Double, median: Double, max: Double
+    init(_ xs: [Double]) {
+        let s = xs.sorted()
+        (min, median, max) = (s.first!, s[s.count / 2], s.last!)
+    }
+}
+
 /// A benchmark's --json output: one pretty-printed object with sorted keys.
 func printReport<T: Encodable>(_ report: T) throws {
     let encoder = JSONEncoder()

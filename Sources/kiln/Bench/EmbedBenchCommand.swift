@@ -65,10 +65,10 @@ struct EmbedBenchCommand: ParsableCommand {
         let report = Report(
             threads: threadCount, openBLASCore: BLAS.coreName, documents: texts.count, batch: batch, reps: reps,
             tokens: tokenCount, modelLoadSeconds: loadSeconds,
-            documentsPerSecond: GenerateBenchCommand.Stats(runs.map { Double(texts.count) / $0 }),
-            tokensPerSecond: GenerateBenchCommand.Stats(runs.map { Double(tokenCount) / $0 }),
+            documentsPerSecond: Stats(runs.map { Double(texts.count) / $0 }),
+            tokensPerSecond: Stats(runs.map { Double(tokenCount) / $0 }),
             queryTokens: embedder.tokens(Self.query).count,
-            latencyMillisecondsMedianOf5: GenerateBenchCommand.Stats(five).median,
+            latencyMillisecondsMedianOf5: Stats(five).median,
             latencyMillisecondsP50Of100: hundred[49], latencyMillisecondsP90Of100: hundred[89],
             peakRSSMegabytes: peakResidentMegabytes())
         if json {
@@ -91,8 +91,8 @@ struct EmbedBenchCommand: ParsableCommand {
         let reps: Int
         let tokens: Int
         let modelLoadSeconds: Double
-        let documentsPerSecond: GenerateBenchCommand.Stats
-        let tokensPerSecond: GenerateBenchCommand.Stats
+        let documentsPerSecond: Stats
+        let tokensPerSecond: Stats
         let queryTokens: Int
         let latencyMillisecondsMedianOf5: Double
         let latencyMillisecondsP50Of100: Double

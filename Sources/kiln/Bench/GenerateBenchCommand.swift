@@ -35,14 +35,6 @@ struct GenerateBenchCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    struct Stats: Encodable {
-        let min: Double, median: Double, max: Double
-        init(_ xs: [Double]) {
-            let s = xs.sorted()
-            (min, median, max) = (s.first!, s[s.count / 2], s.last!)
-        }
-    }
-
     func run() throws {
         let threadCount = threads ?? ThreadPool.defaultThreadCount
         let pool = ThreadPool(threadCount: threadCount)

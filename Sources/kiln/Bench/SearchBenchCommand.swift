@@ -165,14 +165,14 @@ struct SearchBenchCommand: ParsableCommand {
             }
             let answers = dropSelf(found)
             rows.append(EfRow(ef: efSearch, recallAt10: recall(answers), labelledRecallAt10: labelledRecall(answers),
-                              singleQueriesPerSecond: GenerateBenchCommand.Stats(single).median,
-                              batchQueriesPerSecond: GenerateBenchCommand.Stats(batch).median))
+                              singleQueriesPerSecond: Stats(single).median,
+                              batchQueriesPerSecond: Stats(batch).median))
         }
         let report = Report(
             threads: threadCount, openBLASCore: BLAS.coreName, vectors: corpus.rows, dimension: d, queries: queryCount,
             labelledQueries: labelled, m: m, efConstruction: efConstruction, buildSeconds: buildSeconds,
             graphMegabytes: Double(graph.memoryBytes) / 1_048_576,
-            exactSingleQueriesPerSecond: exactSingle, exactBatchQueriesPerSecond: GenerateBenchCommand.Stats(exactBatch).median,
+            exactSingleQueriesPerSecond: exactSingle, exactBatchQueriesPerSecond: Stats(exactBatch).median,
             exactLabelledRecallAt10: labelledRecall(truth), hnsw: rows, peakRSSMegabytes: peakResidentMegabytes())
         if json {
             try printReport(report)
