@@ -27,8 +27,11 @@ extension Attention {
             return
         }
         let mask = keyMask?.baseAddress
+        // Score rows are padded to whole 16-lane vectors (padding set to −∞), so the softmax has no
+        // scalar tail; keys after a batch's last visible key are dropped from both GEMMs.
+        let stride = (n + 15) & ~15
         pool.parallelFor(shape.batchCount * shape.headCount) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: m * n) { scratch in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: m * stride) { scratch in
                 let scores = scratch.baseAddress!
                 for unit in range {
                     let batch = unit / shape.headCount, head = unit % shape.headCount, kvHead = head / shape.groupSize
@@ -36,22 +39,30 @@ extension Attention {
                     let kBase = k + batch * shape.keyBatchStride + kvHead * hd
                     let vBase = v + batch * shape.valueBatchStride + kvHead * vd
                     let oBase = o + batch * shape.outputBatchStride + head * vd
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(hd), scale,
+                    let keys = mask.map { $0 + batch * n }
+                    var used = n
+                    if let keys { while used > 0 && keys[used - 1] == 0 { used -= 1 } }
+                    guard used > 0 else {
+                        for i in 0..<m { (oBase + i * shape.outputPositionStride).update(repeating: 0, count: vd) }
+                        continue
+                    }
+                    let ld = (used + 15) & ~15
+                    let holes = keys.map { keys in (0..<used).contains { keys[$0] == 0 } } ?? false
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(used), Int32(hd), scale,
                                 qBase, Int32(shape.queryPositionStride), kBase, Int32(shape.keyPositionStride),
-                                0, scores, Int32(n))
+                                0, scores, Int32(ld))
                     for i in 0..<m {
-                        let row = scores + i * n
-                        let visible = masking.keyLimit(query: i, keyCount: n)
-                        for j in visible..<n { row[j] = -.infinity }
-                        if let mask {
-                            let keys = mask + batch * n
+                        let row = scores + i * ld
+                        let visible = min(used, masking.keyLimit(query: i, keyCount: n))
+                        (row + visible).update(repeating: -.infinity, count: ld - visible)
+                        if holes, let keys {
                             for j in 0..<visible where keys[j] == 0 { row[j] = -.infinity }
                         }
                         // softmax leaves a row with no visible key all zero.
-                        VectorOps.softmax(UnsafeBufferPointer(start: row, count: n), into: UnsafeMutableBufferPointer(start: row, count: n), count: n)
+                        VectorOps.softmax(UnsafeBufferPointer(start: row, count: ld), into: UnsafeMutableBufferPointer(start: row, count: ld), count: ld)
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(vd), Int32(n), 1,
-                                scores, Int32(n), vBase, Int32(shape.valuePositionStride),
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(vd), Int32(used), 1,
+                                scores, Int32(ld), vBase, Int32(shape.valuePositionStride),
                                 0, oBase, Int32(shape.outputPositionStride))
                 }
             }

@@ -112,6 +112,8 @@ import Testing
         #expect(maxError(out, [0, -20 * 2.061e-9, 0, 20, 100], floor: 1e-6) <= 1e-3)
         VectorOps.gelu(x.buffer, approximation: .erf, into: out.mutableBuffer, count: 5)
         #expect(out == [-0, -0, 0, 20, 100])
+        VectorOps.gelu([Float.infinity].buffer, approximation: .erf, into: out.mutableBuffer, count: 1)
+        #expect(out[0] == .infinity)
     }
 
     @Test(arguments: [RoPEPairing.adjacent, .halfSplit], [0, 1, 17, 1000])
