@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "KilnFormats", targets: ["KilnFormats"]),
         .library(name: "KilnTokenizers", targets: ["KilnTokenizers"]),
         .library(name: "KilnSearch", targets: ["KilnSearch"]),
+        .library(name: "KilnAutograd", targets: ["KilnAutograd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,6 +46,13 @@ let package = Package(
         .target(
             name: "KilnKernels",
             dependencies: ["CKilnBLAS", "CKilnKernels"],
+            swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
+        // Tensors with reverse-mode differentiation over the kernels (optimized in debug builds too:
+        // the tests train real models through it).
+        .target(
+            name: "KilnAutograd",
+            dependencies: ["KilnKernels"],
             swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
@@ -76,6 +84,7 @@ let package = Package(
             name: "KilnTransformerTests",
             dependencies: ["KilnTransformer", "KilnKernels", "KilnFormats", "KilnTokenizers", "KilnTestSupport"],
             swiftSettings: nativeSwift),
+        .testTarget(name: "KilnAutogradTests", dependencies: ["KilnAutograd", "KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(name: "KilnSearchTests", dependencies: ["KilnSearch", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(

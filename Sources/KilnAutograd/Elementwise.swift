@@ -1,0 +1,82 @@
+import Foundation
+
+/// Lane-wise operations and their derivatives. Each forward is one pass over the data; each rule
+/// one pass over the gradient (they are memory-bound, so no kernel-layer call is needed).
+extension Tensor {
+    /// A result with the same shape whose gradient is `out.gradient[i] · local(i)`.
+    private func unary(_ f: (Float) -> Float, derivative: @escaping (_ x: Float, _ y: Float) -> Float) -> Tensor {
+        let y = data.map(f)
+        return Tensor(shape: shape, data: y, inputs: [self]) { out in
+            var g = out.gradient
+            self.data.withUnsafeBufferPointer { x in
+                for i in 0..<g.count { g[i] *= derivative(x[i], y[i]) }
+            }
+            self.accumulateGradient(g)
+        }
+    }
+
+    public func relu() -> Tensor { unary({ max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
+
+    public func leakyRelu(_ slope: Float) -> Tensor {
+        unary({ $0 > 0 ? $0 : slope * $0 }, derivative: { x, _ in x > 0 ? 1 : slope })
+    }
+
+    public func sigmoid() -> Tensor { unary(sigmoidScalar, derivative: { _, y in y * (1 - y) }) }
+
+    public func tanh() -> Tensor { unary(Foundation.tanh, derivative: { _, y in 1 - y * y }) }
+
+    public func exp() -> Tensor { unary(Foundation.exp, derivative: { _, y in y }) }
+
+    /// self · factor (a constant).
+    public func scaled(by factor: Float) -> Tensor { unary({ $0 * factor }, derivative: { _, _ in factor }) }
+
+    /// Elementwise sum of two tensors of one shape.
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "cannot add \(a.shape) and \(b.shape)")
+        var y = a.data
+        b.data.withUnsafeBufferPointer { bv in for i in 0..<y.count { y[i] += bv[i] } }
+        return Tensor(shape: a.shape, data: y, inputs: [a, b]) { out in
+            if a.requiresGradient { a.accumulateGradient(out.gradient) }
+            if b.requiresGradient { b.accumulateGradient(out.gradient) }
+        }
+    }
+
+    /// Elementwise product of two tensors of one shape.
+    public static func * (a: Tensor, b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "cannot multiply \(a.shape) and \(b.shape)")
+        var y = a.data
+        b.data.withUnsafeBufferPointer { bv in for i in 0..<y.count { y[i] *= bv[i] } }
+        return Tensor(shape: a.shape, data: y, inputs: [a, b]) { out in
+            if a.requiresGradient {
+                var g = out.gradient
+                for i in 0..<g.count { g[i] *= b.data[i] }
+                a.accumulateGradient(g)
+            }
+            if b.requiresGradient {
+                var g = out.gradient
+                for i in 0..<g.count { g[i] *= a.data[i] }
+                b.accumulateGradient(g)
+            }
+        }
+    }
+
+    /// Σ of every element, as a scalar.
+    public func sum() -> Tensor {
+        let total = data.reduce(Float(0), +)
+        return Tensor(shape: [1], data: [total], inputs: [self]) { out in
+            self.accumulateGradient([Float](repeating: out.gradient[0], count: self.count))
+        }
+    }
+
+    /// Mean of every element, as a scalar.
+    public func mean() -> Tensor { sum().scaled(by: 1 / Float(count)) }
+}
+
+@inline(__always)
+func sigmoidScalar(_ x: Float) -> Float {
+    x >= 0 ? 1 / (1 + Foundation.exp(-x)) : Foundation.exp(x) / (1 + Foundation.exp(x))
+}
+
+/// log(1 + e^(−|x|)), the stable tail of the logistic losses.
+@inline(__always)
+func softplusOfNegativeMagnitude(_ x: Float) -> Float { log1p(Foundation.exp(-abs(x))) }
