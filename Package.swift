@@ -34,6 +34,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CKilnBLAS", path: "Sources/CKilnBLAS"),
         .systemLibrary(name: "CKilnPNG", path: "Sources/CKilnPNG"),
+        .systemLibrary(name: "CKilnZlib", path: "Sources/CKilnZlib"),
         .target(
             name: "CKilnSentencePiece",
             path: "Sources/CKilnSentencePiece",
@@ -55,8 +56,20 @@ let package = Package(
             dependencies: ["KilnKernels"],
             swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
+        // Layers (Linear, convolutions, batch norm, self-attention) with named parameters, Adam.
+        .target(
+            name: "KilnLayers",
+            dependencies: ["KilnAutograd", "KilnKernels", "KilnFormats"],
+            swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
+        // The image generators (VAE, self-attention GAN), Fashion-MNIST, training and sampling.
+        .target(
+            name: "KilnImageModels",
+            dependencies: ["KilnLayers", "KilnAutograd", "KilnKernels", "KilnFormats"],
+            swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
         // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
-        .target(name: "KilnFormats", swiftSettings: nativeSwift),
+        .target(name: "KilnFormats", dependencies: ["CKilnPNG", "CKilnZlib"], swiftSettings: nativeSwift),
         // Tokenizers behind one protocol: depends on nothing of Kiln's (vocabularies come in as arrays).
         .target(name: "KilnTokenizers", dependencies: ["CKilnSentencePiece"], swiftSettings: nativeSwift),
         // Vector search on the kernels (no models, no tensors); index files through KilnFormats.
@@ -71,6 +84,7 @@ let package = Package(
                 "KilnTokenizers",
                 "KilnTransformer",
                 "KilnSearch",
+                "KilnImageModels",
                 "CKilnBLAS",  // the benchmark calls OpenBLAS directly as the yardstick
                 "CKilnKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

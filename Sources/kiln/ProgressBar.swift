@@ -15,14 +15,17 @@ final class ProgressBar {
 
     func advance() { update(done + 1) }
 
-    func update(_ count: Int) {
+    func update(_ count: Int) { update(count, detail: "") }
+
+    /// `detail` (e.g. the current loss) follows the rate and ETA.
+    func update(_ count: Int, detail: String) {
         done = count
         guard enabled else { return }
         let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-6)
         let filled = total == 0 ? 20 : min(20, 20 * done / total)
         let eta = rate > 0 ? Double(max(0, total - done)) / rate : 0
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 20 - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %.1f/s ETA %.0f s ", label, bar, done, total, rate, eta).utf8))
+        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %.1f/s ETA %.0f s %@ ", label, bar, done, total, rate, eta, detail).utf8))
     }
 
     func note(_ message: String) {

@@ -1,0 +1,2 @@
+// zlib (Debian: zlib1g-dev): gzip inflation and CRC-32.
+#include <zlib.h>
