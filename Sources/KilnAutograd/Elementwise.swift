@@ -4,12 +4,22 @@ import Foundation
 /// one pass over the gradient (they are memory-bound, so no kernel-layer call is needed).
 extension Tensor {
     /// A result with the same shape whose gradient is `out.gradient[i] · local(i)`.
+    @inline(__always)
     private func unary(_ f: (Float) -> Float, derivative: @escaping (_ x: Float, _ y: Float) -> Float) -> Tensor {
-        let y = data.map(f)
+        var y = [Float](repeating: 0, count: count)
+        data.withUnsafeBufferPointer { x in
+            y.withUnsafeMutableBufferPointer { out in
+                for i in 0..<x.count { out[i] = f(x[i]) }
+            }
+        }
         return Tensor(shape: shape, data: y, inputs: [self]) { out in
             var g = out.gradient
             self.data.withUnsafeBufferPointer { x in
-                for i in 0..<g.count { g[i] *= derivative(x[i], y[i]) }
+                y.withUnsafeBufferPointer { yb in
+                    g.withUnsafeMutableBufferPointer { gb in
+                        for i in 0..<gb.count { gb[i] *= derivative(x[i], yb[i]) }
+                    }
+                }
             }
             self.accumulateGradient(g)
         }

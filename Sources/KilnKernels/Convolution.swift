@@ -87,22 +87,29 @@ public enum Convolution {
                        columnStride: Int) {
         let (channels, height, width) = g.image
         let (gh, gw) = g.grid
+        let s = g.stride
         var row = 0
         for c in 0..<channels {
             let plane = image + c * height * width
             for ky in 0..<g.kernelHeight {
                 for kx in 0..<g.kernelWidth {
                     let out = col + row * columnStride
+                    // Grid columns whose tap lands inside the image: x = gx·s + kx − p ∈ [0, width).
+                    let (first, end) = validRange(offset: kx - g.padding, stride: s, size: width, count: gw)
                     for gy in 0..<gh {
-                        let y = gy * g.stride + ky - g.padding
+                        let y = gy * s + ky - g.padding
                         let line = out + gy * gw
-                        if y < 0 || y >= height {
+                        if y < 0 || y >= height || first >= end {
                             line.update(repeating: 0, count: gw)
                             continue
                         }
-                        for gx in 0..<gw {
-                            let x = gx * g.stride + kx - g.padding
-                            line[gx] = (x >= 0 && x < width) ? plane[y * width + x] : 0
+                        line.update(repeating: 0, count: first)
+                        (line + end).update(repeating: 0, count: gw - end)
+                        let source = plane + y * width + kx - g.padding
+                        if s == 1 {
+                            (line + first).update(from: source + first, count: end - first)
+                        } else {
+                            for gx in first..<end { line[gx] = source[gx * s] }
                         }
                     }
                     row += 1
@@ -111,11 +118,20 @@ public enum Convolution {
         }
     }
 
+    /// The grid positions [first, end) for which offset + g·stride lies in [0, size).
+    @inline(__always)
+    static func validRange(offset: Int, stride: Int, size: Int, count: Int) -> (Int, Int) {
+        let first = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+        let end = size - offset <= 0 ? 0 : min(count, (size - offset + stride - 1) / stride)
+        return (min(first, end), end)
+    }
+
     /// The adjoint of im2col: image[c][y][x] = Σ col[…] over every tap that reads it.
     static func col2im(_ g: ConvolutionGeometry, _ col: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>,
                        columnStride: Int) {
         let (channels, height, width) = g.image
         let (gh, gw) = g.grid
+        let s = g.stride
         image.update(repeating: 0, count: channels * height * width)
         var row = 0
         for c in 0..<channels {
@@ -123,13 +139,12 @@ public enum Convolution {
             for ky in 0..<g.kernelHeight {
                 for kx in 0..<g.kernelWidth {
                     let source = col + row * columnStride
-                    for gy in 0..<gh {
-                        let y = gy * g.stride + ky - g.padding
+                    let (first, end) = validRange(offset: kx - g.padding, stride: s, size: width, count: gw)
+                    for gy in 0..<gh where first < end {
+                        let y = gy * s + ky - g.padding
                         if y < 0 || y >= height { continue }
-                        for gx in 0..<gw {
-                            let x = gx * g.stride + kx - g.padding
-                            if x >= 0 && x < width { plane[y * width + x] += source[gy * gw + gx] }
-                        }
+                        let target = plane + y * width + kx - g.padding, line = source + gy * gw
+                        for gx in first..<end { target[gx * s] += line[gx] }
                     }
                     row += 1
                 }
@@ -172,7 +187,7 @@ public enum Convolution {
             interleave(input.baseAddress!, x, batch: batchCount, channels: g.inputChannels, spatial: positions)
             BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.inputChannels,
                       a: weight, lda: g.columnRows, b: UnsafeBufferPointer(start: x, count: g.inputChannels * width),
-                      ldb: width, c: UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width), ldc: width)
+                      ldb: width, c: UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width), ldc: width, pool: pool)
             let out = output.baseAddress!
             pool.parallelFor(batchCount) { images in
                 for n in images { col2im(g, columns + n * positions, out + n * g.outputSize, columnStride: width) }
@@ -187,7 +202,7 @@ public enum Convolution {
             defer { y.deallocate() }
             BLAS.gemm(m: g.outputChannels, n: width, k: g.columnRows, a: weight, lda: g.columnRows,
                       b: UnsafeBufferPointer(start: columns, count: g.columnRows * width), ldb: width,
-                      c: UnsafeMutableBufferPointer(start: y, count: g.outputChannels * width), ldc: width)
+                      c: UnsafeMutableBufferPointer(start: y, count: g.outputChannels * width), ldc: width, pool: pool)
             interleave(y, output.baseAddress!, batch: batchCount, channels: g.outputChannels, spatial: spatial, inverse: true)
         }
         if let bias {
@@ -245,11 +260,11 @@ public enum Convolution {
                 interleave(input.baseAddress!, scratch, batch: batchCount, channels: g.inputChannels, spatial: positions)
                 BLAS.gemm(transposeB: .transposed, m: g.inputChannels, n: g.columnRows, k: width,
                           a: UnsafeBufferPointer(interleaved), lda: width, b: UnsafeBufferPointer(col), ldb: width,
-                          c: weightGradient, ldc: g.columnRows)
+                          c: weightGradient, ldc: g.columnRows, pool: pool)
             }
             if let inputGradient {
                 BLAS.gemm(m: g.inputChannels, n: width, k: g.columnRows, a: weight, lda: g.columnRows,
-                          b: UnsafeBufferPointer(col), ldb: width, c: interleaved, ldc: width)
+                          b: UnsafeBufferPointer(col), ldb: width, c: interleaved, ldc: width, pool: pool)
                 interleave(scratch, inputGradient.baseAddress!, batch: batchCount, channels: g.inputChannels,
                            spatial: positions, inverse: true)
             }
@@ -266,11 +281,11 @@ public enum Convolution {
                 }
                 BLAS.gemm(transposeB: .transposed, m: g.outputChannels, n: g.columnRows, k: width,
                           a: dyMatrix, lda: width, b: UnsafeBufferPointer(col), ldb: width,
-                          c: weightGradient, ldc: g.columnRows)
+                          c: weightGradient, ldc: g.columnRows, pool: pool)
             }
             if let inputGradient {
                 BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.outputChannels,
-                          a: weight, lda: g.columnRows, b: dyMatrix, ldb: width, c: col, ldc: width)
+                          a: weight, lda: g.columnRows, b: dyMatrix, ldb: width, c: col, ldc: width, pool: pool)
                 let dx = inputGradient.baseAddress!
                 pool.parallelFor(batchCount) { images in
                     for n in images { col2im(g, columns + n * positions, dx + n * g.inputSize, columnStride: width) }

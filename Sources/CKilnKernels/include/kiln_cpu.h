@@ -17,4 +17,17 @@ static inline void kiln_prefetch(const void *p, long bytes) {
     for (long offset = 0; offset < bytes; offset += 64) __builtin_prefetch((const char *)p + offset, 0, 3);
 }
 
+/// Serve large blocks from the heap instead of fresh mmaps: training allocates the same large
+/// activation buffers every step, and glibc would otherwise map, fault in and zero every page of
+/// them again each time (it mmaps blocks over 128 KiB by default).
+#if defined(__linux__)
+#include <malloc.h>
+static inline void kiln_keep_large_allocations(void) {
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+#else
+static inline void kiln_keep_large_allocations(void) {}
+#endif
+
 #endif
