@@ -99,6 +99,9 @@ let package = Package(
             dependencies: ["KilnTransformer", "KilnKernels", "KilnFormats", "KilnTokenizers", "KilnTestSupport"],
             swiftSettings: nativeSwift),
         .testTarget(name: "KilnAutogradTests", dependencies: ["KilnAutograd", "KilnKernels", "KilnTestSupport"], swiftSettings: nativeSwift),
+        .testTarget(
+            name: "KilnImageModelsTests", dependencies: ["KilnImageModels", "KilnLayers", "KilnAutograd", "KilnFormats", "KilnTestSupport"],
+            swiftSettings: nativeSwift),
         .testTarget(name: "KilnSearchTests", dependencies: ["KilnSearch", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(

@@ -222,6 +222,7 @@ private final class PrefixedSource: ParameterSource {
     func values(_ name: String, shape: [Int], initialization: Initialization) throws -> [Float] {
         try base.values(prefix + name, shape: shape, initialization: initialization)
     }
+    func counter(_ name: String) -> Int { base.counter(prefix + name) }
 }
 
 /// The per-step loss log (JSON lines). Reopening for a resumed run drops the lines of epochs the

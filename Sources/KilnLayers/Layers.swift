@@ -84,7 +84,7 @@ public struct BatchNorm2D: Module {
         running = RunningStatistics(channels: channels)
         running.mean = try source.values(name + ".running_mean", shape: [channels], initialization: .constant(0))
         running.variance = try source.values(name + ".running_var", shape: [channels], initialization: .constant(1))
-        if let checkpoint = source as? CheckpointParameters { running.batchesTracked = checkpoint.counter(name + ".num_batches_tracked") }
+        running.batchesTracked = source.counter(name + ".num_batches_tracked")
     }
 
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {

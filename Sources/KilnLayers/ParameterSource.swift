@@ -18,6 +18,12 @@ public struct ParameterError: Error, CustomStringConvertible, Equatable {
 /// initialization) or from a checkpoint (names and shapes checked strictly, nothing left over).
 public protocol ParameterSource: AnyObject {
     func values(_ name: String, shape: [Int], initialization: Initialization) throws -> [Float]
+    /// An integer counter kept beside the parameters (batch norm's num_batches_tracked).
+    func counter(_ name: String) -> Int
+}
+
+extension ParameterSource {
+    public func counter(_ name: String) -> Int { 0 }
 }
 
 /// Fresh parameters drawn from a seeded generator, in the order the layers ask for them.

@@ -6,6 +6,7 @@ import Foundation
 public enum Gzip {
     public struct Failure: Error, CustomStringConvertible, Equatable {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// Whether `data` starts with the gzip magic bytes 1f 8b.

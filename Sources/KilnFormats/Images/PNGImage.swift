@@ -6,6 +6,7 @@ import Foundation
 public enum PNGImage {
     public struct Failure: Error, CustomStringConvertible, Equatable {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// PNG bytes of a width × height grayscale image (row-major pixels) with the given text chunks.
