@@ -125,19 +125,7 @@ public final class ImageTrainer {
             if let limit = options.stepsPerEpoch { batches = Array(batches.prefix(limit)) }
             let start = monotonicSeconds()
             for (index, batch) in batches.enumerated() {
-                var random = RandomSource(seed: options.seed, stream: 2, UInt64(epoch), UInt64(index))
-                let values: [(String, Float)]
-                if let vae, let optimizer = vaeOptimizer {
-                    let x = train.batch(batch)
-                    optimizer.zeroGradients()
-                    let (loss, reconstruction, kl) = vae.loss(x, noise: random.normal(batch.count * VAE.latentSize))
-                    loss.backward()
-                    optimizer.update()
-                    values = [("loss", loss.data[0]), ("reconstruction", reconstruction), ("kl", kl)]
-                } else if let gan {
-                    let r = gan.step(real: train.batch(batch, scale: 1 / 127.5, shift: -1), noise: random.normal(batch.count * Generator.latentSize))
-                    values = [("loss_d", r.discriminatorLoss), ("loss_g", r.generatorLoss), ("d_real", r.realScore), ("d_fake", r.fakeScore)]
-                } else { fatalError("trainer without a model") }
+                let values = self.step(batch, epoch: epoch, index: index)
                 guard values.allSatisfy({ $0.1.isFinite }) else {
                     throw TrainingError("training diverged at epoch \(epoch) step \(index + 1): \(values.map { "\($0.0) \($0.1)" }.joined(separator: ", "))")
                 }
@@ -155,6 +143,28 @@ public final class ImageTrainer {
                                        checkpoint: options.outputDirectory, sampleGrid: grid, testNegativeELBO: evaluation))
         }
     }
+
+    /// One optimisation step on the training images at `batch` (indices); its noise comes from
+    /// (seed, epoch, index). Returns the step's losses by name.
+    public func step(_ batch: [Int], epoch: Int, index: Int) -> [(String, Float)] {
+        var random = RandomSource(seed: options.seed, stream: 2, UInt64(epoch), UInt64(index))
+        if let vae, let optimizer = vaeOptimizer {
+            let x = train.batch(batch)
+            optimizer.zeroGradients()
+            let (loss, reconstruction, kl) = vae.loss(x, noise: random.normal(batch.count * VAE.latentSize))
+            loss.backward()
+            optimizer.update()
+            return [("loss", loss.data[0]), ("reconstruction", reconstruction), ("kl", kl)]
+        }
+        let r = gan!.step(real: train.batch(batch, scale: 1 / 127.5, shift: -1), noise: random.normal(batch.count * Generator.latentSize))
+        return [("loss_d", r.discriminatorLoss), ("loss_g", r.generatorLoss), ("d_real", r.realScore), ("d_fake", r.fakeScore)]
+    }
+
+    /// Images in [0, 1] from the model being trained (decoder or generator in eval mode).
+    public func sample(latents: Tensor) -> [Float] { vae?.sample(latents) ?? gan!.generator.sample(latents) }
+
+    /// The batches of an epoch, as `run` takes them.
+    public func batches(epoch: Int) -> [[Int]] { train.epochBatches(batchSize: options.batchSize, seed: options.seed, epoch: epoch) }
 
     /// The VAE's negative ELBO per image on the 10,000 test images, one ε draw each (seed 1234).
     public func testNegativeELBO(_ model: VAE) throws -> Double {

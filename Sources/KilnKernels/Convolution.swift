@@ -1,3 +1,5 @@
+import CKilnBLAS
+
 /// Sizes of a 2-D convolution or transposed convolution over NCHW images, square-free: kernel,
 /// stride and padding apply to both axes (kernelHeight/kernelWidth may differ).
 ///
@@ -167,50 +169,63 @@ public enum Convolution {
         }
     }
 
+    /// Images per chunk: chunks of the batch go through im2col and their GEMMs one thread each, so
+    /// a chunk's column matrix (~512 KiB) stays in that core's L2 between being written and read.
+    static func imagesPerChunk(_ g: ConvolutionGeometry, batchCount: Int, threads: Int) -> Int {
+        let perImage = g.columnRows * g.columnCount * MemoryLayout<Float>.size
+        let fit = max(1, (512 << 10) / max(perImage, 1))
+        // At least two chunks per thread when the batch allows, so uneven chunks balance.
+        return max(1, min(fit, batchCount / max(1, 2 * threads)))
+    }
+
     /// Forward pass for `batchCount` images: a convolution (weight [out, in, kh, kw]) or a
     /// transposed convolution (weight [in, out, kh, kw]), plus an optional bias [out].
+    /// `imagesPerChunk` overrides the chunking (for tests).
     public static func forward(
         _ g: ConvolutionGeometry, batchCount: Int,
         input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?,
-        output: UnsafeMutableBufferPointer<Float>, pool: ThreadPool = .shared
+        output: UnsafeMutableBufferPointer<Float>, pool: ThreadPool = .shared, imagesPerChunk: Int? = nil
     ) {
         validate(g, batchCount, input.count, weight.count, bias?.count, output.count)
         guard batchCount > 0 else { return }
-        let positions = g.columnCount, width = batchCount * positions  // columns of the batch matrix
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * width)
-        defer { columns.deallocate() }
-        let spatial = g.outputHeight * g.outputWidth
-        if g.isTransposed {
-            // col[out·kh·kw, N·H·W] = Wᵀ · x[in, N·H·W]; y_n = col2im(col_n)
-            let x = UnsafeMutablePointer<Float>.allocate(capacity: g.inputChannels * width)
-            defer { x.deallocate() }
-            interleave(input.baseAddress!, x, batch: batchCount, channels: g.inputChannels, spatial: positions)
-            BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.inputChannels,
-                      a: weight, lda: g.columnRows, b: UnsafeBufferPointer(start: x, count: g.inputChannels * width),
-                      ldb: width, c: UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width), ldc: width, pool: pool)
-            let out = output.baseAddress!
-            pool.parallelFor(batchCount) { images in
-                for n in images { col2im(g, columns + n * positions, out + n * g.outputSize, columnStride: width) }
+        _ = BLAS.ownsThreading
+        let chunk = imagesPerChunk ?? Self.imagesPerChunk(g, batchCount: batchCount, threads: pool.threadCount)
+        let chunks = (batchCount + chunk - 1) / chunk
+        let positions = g.columnCount, spatial = g.outputHeight * g.outputWidth
+        let x = input.baseAddress!, w = weight.baseAddress!, out = output.baseAddress!, b = bias?.baseAddress
+        pool.parallelFor(chunks) { range in
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * chunk * positions)
+            let side = UnsafeMutablePointer<Float>.allocate(capacity: max(g.inputChannels, g.outputChannels) * chunk * max(positions, spatial))
+            defer {
+                columns.deallocate()
+                side.deallocate()
             }
-        } else {
-            // y[out, N·OH·OW] = W[out, in·kh·kw] · im2col(x), then back to [N][out][OH·OW]
-            let x = input.baseAddress!
-            pool.parallelFor(batchCount) { images in
-                for n in images { im2col(g, x + n * g.inputSize, columns + n * positions, columnStride: width) }
-            }
-            let y = UnsafeMutablePointer<Float>.allocate(capacity: g.outputChannels * width)
-            defer { y.deallocate() }
-            BLAS.gemm(m: g.outputChannels, n: width, k: g.columnRows, a: weight, lda: g.columnRows,
-                      b: UnsafeBufferPointer(start: columns, count: g.columnRows * width), ldb: width,
-                      c: UnsafeMutableBufferPointer(start: y, count: g.outputChannels * width), ldc: width, pool: pool)
-            interleave(y, output.baseAddress!, batch: batchCount, channels: g.outputChannels, spatial: spatial, inverse: true)
-        }
-        if let bias {
-            for n in 0..<batchCount {
-                for o in 0..<g.outputChannels {
-                    let plane = output.baseAddress! + n * g.outputSize + o * spatial
-                    let b = bias[o]
-                    for i in 0..<spatial { plane[i] += b }
+            for c in range {
+                let first = c * chunk, images = min(batchCount, first + chunk) - first, width = images * positions
+                if g.isTransposed {
+                    // col[out·kh·kw, c·H·W] = Wᵀ · x[in, c·H·W]; y_n = col2im(col_n)
+                    interleave(x + first * g.inputSize, side, batch: images, channels: g.inputChannels, spatial: positions)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.columnRows), Int32(width), Int32(g.inputChannels), 1,
+                                w, Int32(g.columnRows), side, Int32(width), 0, columns, Int32(width))
+                    for n in 0..<images {
+                        col2im(g, columns + n * positions, out + (first + n) * g.outputSize, columnStride: width)
+                    }
+                } else {
+                    // y[out, c·OH·OW] = W[out, in·kh·kw] · im2col(x), then back to [N][out][OH·OW]
+                    for n in 0..<images {
+                        im2col(g, x + (first + n) * g.inputSize, columns + n * positions, columnStride: width)
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.outputChannels), Int32(width), Int32(g.columnRows), 1,
+                                w, Int32(g.columnRows), columns, Int32(width), 0, side, Int32(width))
+                    interleave(side, out + first * g.outputSize, batch: images, channels: g.outputChannels, spatial: spatial, inverse: true)
+                }
+                if let b {
+                    for n in first..<(first + images) {
+                        for o in 0..<g.outputChannels {
+                            let plane = out + n * g.outputSize + o * spatial, value = b[o]
+                            for i in 0..<spatial { plane[i] += value }
+                        }
+                    }
                 }
             }
         }
@@ -223,7 +238,7 @@ public enum Convolution {
         input: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
         outputGradient: UnsafeBufferPointer<Float>,
         inputGradient: UnsafeMutableBufferPointer<Float>?, weightGradient: UnsafeMutableBufferPointer<Float>?,
-        biasGradient: UnsafeMutableBufferPointer<Float>?, pool: ThreadPool = .shared
+        biasGradient: UnsafeMutableBufferPointer<Float>?, pool: ThreadPool = .shared, imagesPerChunk: Int? = nil
     ) {
         validate(g, batchCount, input.count, weight.count, nil, outputGradient.count)
         if let inputGradient { requireCount(inputGradient.count, atLeast: batchCount * g.inputSize, "inputGradient") }
@@ -232,64 +247,82 @@ public enum Convolution {
         weightGradient?.update(repeating: 0)
         biasGradient?.update(repeating: 0)
         guard batchCount > 0 else { return }
+        _ = BLAS.ownsThreading
         let spatial = g.outputHeight * g.outputWidth
+        let dyBase = outputGradient.baseAddress!
         if let biasGradient {
             for n in 0..<batchCount {
                 for o in 0..<g.outputChannels {
+                    let plane = dyBase + n * g.outputSize + o * spatial
                     var sum: Float = 0
-                    for i in 0..<spatial { sum += outputGradient[n * g.outputSize + o * spatial + i] }
+                    for i in 0..<spatial { sum += plane[i] }
                     biasGradient[o] += sum
                 }
             }
         }
         guard inputGradient != nil || weightGradient != nil else { return }
-        let positions = g.columnCount, width = batchCount * positions
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * width)
-        defer { columns.deallocate() }
-        let col = UnsafeMutableBufferPointer(start: columns, count: g.columnRows * width)
-        if g.isTransposed {
-            // col = im2col(dy) [out·kh·kw, N·H·W]; dx = W · col; dW = x · colᵀ
-            let dy = outputGradient.baseAddress!
-            pool.parallelFor(batchCount) { images in
-                for n in images { im2col(g, dy + n * g.outputSize, columns + n * positions, columnStride: width) }
+        let chunk = imagesPerChunk ?? Self.imagesPerChunk(g, batchCount: batchCount, threads: pool.threadCount)
+        let chunks = (batchCount + chunk - 1) / chunk
+        let positions = g.columnCount
+        let x = input.baseAddress!, w = weight.baseAddress!
+        let dx = inputGradient?.baseAddress, wantsWeight = weightGradient != nil
+        // Each task sums its chunks' weight gradients into its own slot; the slots are added at the end.
+        let tasks = min(chunks, pool.threadCount)
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: wantsWeight ? tasks * g.weightSize : 1)
+        partial.initialize(repeating: 0, count: wantsWeight ? tasks * g.weightSize : 1)
+        defer { partial.deallocate() }
+        pool.parallelFor(tasks) { taskRange in
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * chunk * positions)
+            let side = UnsafeMutablePointer<Float>.allocate(capacity: max(g.inputChannels, g.outputChannels) * chunk * max(positions, spatial))
+            defer {
+                columns.deallocate()
+                side.deallocate()
             }
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: g.inputChannels * width)
-            defer { scratch.deallocate() }
-            let interleaved = UnsafeMutableBufferPointer(start: scratch, count: g.inputChannels * width)
-            if let weightGradient {
-                interleave(input.baseAddress!, scratch, batch: batchCount, channels: g.inputChannels, spatial: positions)
-                BLAS.gemm(transposeB: .transposed, m: g.inputChannels, n: g.columnRows, k: width,
-                          a: UnsafeBufferPointer(interleaved), lda: width, b: UnsafeBufferPointer(col), ldb: width,
-                          c: weightGradient, ldc: g.columnRows, pool: pool)
-            }
-            if let inputGradient {
-                BLAS.gemm(m: g.inputChannels, n: width, k: g.columnRows, a: weight, lda: g.columnRows,
-                          b: UnsafeBufferPointer(col), ldb: width, c: interleaved, ldc: width, pool: pool)
-                interleave(scratch, inputGradient.baseAddress!, batch: batchCount, channels: g.inputChannels,
-                           spatial: positions, inverse: true)
-            }
-        } else {
-            // dy as [out, N·OH·OW]; dW = dy · im2col(x)ᵀ; dx = col2im(Wᵀ · dy)
-            let dy = UnsafeMutablePointer<Float>.allocate(capacity: g.outputChannels * width)
-            defer { dy.deallocate() }
-            interleave(outputGradient.baseAddress!, dy, batch: batchCount, channels: g.outputChannels, spatial: spatial)
-            let dyMatrix = UnsafeBufferPointer(start: dy, count: g.outputChannels * width)
-            if let weightGradient {
-                let x = input.baseAddress!
-                pool.parallelFor(batchCount) { images in
-                    for n in images { im2col(g, x + n * g.inputSize, columns + n * positions, columnStride: width) }
+            for task in taskRange {
+                let dw = partial + task * g.weightSize
+                for c in stride(from: task, to: chunks, by: tasks) {
+                    let first = c * chunk, images = min(batchCount, first + chunk) - first, width = images * positions
+                    if g.isTransposed {
+                        // col = im2col(dy) [out·kh·kw, c·H·W]; dx = W · col; dW += x · colᵀ
+                        for n in 0..<images {
+                            im2col(g, dyBase + (first + n) * g.outputSize, columns + n * positions, columnStride: width)
+                        }
+                        if wantsWeight {
+                            interleave(x + first * g.inputSize, side, batch: images, channels: g.inputChannels, spatial: positions)
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(g.inputChannels), Int32(g.columnRows), Int32(width), 1,
+                                        side, Int32(width), columns, Int32(width), 1, dw, Int32(g.columnRows))
+                        }
+                        if let dx {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(g.inputChannels), Int32(width), Int32(g.columnRows), 1,
+                                        w, Int32(g.columnRows), columns, Int32(width), 0, side, Int32(width))
+                            interleave(side, dx + first * g.inputSize, batch: images, channels: g.inputChannels, spatial: positions, inverse: true)
+                        }
+                    } else {
+                        // dy as [out, c·OH·OW]; dW += dy · im2col(x)ᵀ; dx = col2im(Wᵀ · dy)
+                        interleave(dyBase + first * g.outputSize, side, batch: images, channels: g.outputChannels, spatial: spatial)
+                        if wantsWeight {
+                            for n in 0..<images {
+                                im2col(g, x + (first + n) * g.inputSize, columns + n * positions, columnStride: width)
+                            }
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(g.outputChannels), Int32(g.columnRows), Int32(width), 1,
+                                        side, Int32(width), columns, Int32(width), 1, dw, Int32(g.columnRows))
+                        }
+                        if let dx {
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(g.columnRows), Int32(width), Int32(g.outputChannels), 1,
+                                        w, Int32(g.columnRows), side, Int32(width), 0, columns, Int32(width))
+                            for n in 0..<images {
+                                col2im(g, columns + n * positions, dx + (first + n) * g.inputSize, columnStride: width)
+                            }
+                        }
+                    }
                 }
-                BLAS.gemm(transposeB: .transposed, m: g.outputChannels, n: g.columnRows, k: width,
-                          a: dyMatrix, lda: width, b: UnsafeBufferPointer(col), ldb: width,
-                          c: weightGradient, ldc: g.columnRows, pool: pool)
             }
-            if let inputGradient {
-                BLAS.gemm(transposeA: .transposed, m: g.columnRows, n: width, k: g.outputChannels,
-                          a: weight, lda: g.columnRows, b: dyMatrix, ldb: width, c: col, ldc: width, pool: pool)
-                let dx = inputGradient.baseAddress!
-                pool.parallelFor(batchCount) { images in
-                    for n in images { col2im(g, columns + n * positions, dx + n * g.inputSize, columnStride: width) }
-                }
+        }
+        if let weightGradient {
+            let dw = weightGradient.baseAddress!
+            for task in 0..<tasks {
+                let source = partial + task * g.weightSize
+                for i in 0..<g.weightSize { dw[i] += source[i] }
             }
         }
     }

@@ -25,19 +25,24 @@ import Testing
         #expect(Self.geometries[6].outputHeight == 7 && Self.geometries[6].outputWidth == 10)
     }
 
-    @Test(arguments: geometries) func forwardAndBackwardMatchDefinition(g: ConvolutionGeometry) {
+    /// Batches of 3 and 7 images, in the automatic chunking and in chunks of 1, 2 and 3 images
+    /// (uneven last chunks, more chunks than threads).
+    @Test(arguments: geometries, [(3, nil), (7, 1), (7, 2), (7, 3)] as [(Int, Int?)])
+    func forwardAndBackwardMatchDefinition(g: ConvolutionGeometry, batching: (Int, Int?)) {
         var rng = SeededGenerator(seed: 41)
-        let batch = 3
+        let (batch, chunk) = batching
         let x = rng.floats(batch * g.inputSize), w = rng.floats(g.weightSize), b = rng.floats(g.outputChannels)
         var y = [Float](repeating: .nan, count: batch * g.outputSize)
-        Convolution.forward(g, batchCount: batch, input: x.buffer, weight: w.buffer, bias: b.buffer, output: y.mutableBuffer)
+        Convolution.forward(g, batchCount: batch, input: x.buffer, weight: w.buffer, bias: b.buffer, output: y.mutableBuffer,
+                            imagesPerChunk: chunk)
         #expect(maxError(y, Reference.convolution(g, batchCount: batch, input: x, weight: w, bias: b)) <= 1e-5)
 
         let dy = rng.floats(batch * g.outputSize)
         var dx = [Float](repeating: .nan, count: x.count), dw = [Float](repeating: .nan, count: w.count)
         var db = [Float](repeating: .nan, count: b.count)
         Convolution.backward(g, batchCount: batch, input: x.buffer, weight: w.buffer, outputGradient: dy.buffer,
-                             inputGradient: dx.mutableBuffer, weightGradient: dw.mutableBuffer, biasGradient: db.mutableBuffer)
+                             inputGradient: dx.mutableBuffer, weightGradient: dw.mutableBuffer, biasGradient: db.mutableBuffer,
+                             imagesPerChunk: chunk)
         let expected = Reference.convolutionBackward(g, batchCount: batch, input: x, weight: w, outputGradient: dy)
         #expect(maxError(dx, expected.input) <= 1e-5)
         #expect(maxError(dw, expected.weight) <= 1e-5)
