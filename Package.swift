@@ -109,7 +109,7 @@ let package = Package(
             swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",
-            dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS", "KilnTestSupport"],
+            dependencies: ["CKilnSentencePiece", "CKilnPNG", "CKilnBLAS", "KilnTestSupport", "KilnFormats", "KilnImageModels"],
             swiftSettings: nativeSwift
         ),
     ],

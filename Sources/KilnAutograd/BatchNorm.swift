@@ -1,3 +1,5 @@
+import KilnKernels
+
 /// Running mean and variance of a batch-norm layer (PyTorch semantics: momentum 0.1, unbiased
 /// variance in the running estimate, starting at mean 0 and variance 1).
 public final class RunningStatistics {
@@ -26,18 +28,17 @@ extension Tensor {
         var mean = [Float](repeating: 0, count: c), inverseStd = [Float](repeating: 0, count: c)
         if training {
             precondition(m > 1, "batch norm in training needs more than one value per channel, got \(shape)")
-            for ch in 0..<c {
-                var sum: Double = 0, squares: Double = 0
-                for b in 0..<n {
-                    let base = (b * c + ch) * spatial
-                    for i in 0..<spatial {
-                        let v = Double(data[base + i])
-                        sum += v
-                        squares += v * v
+            var sums = [Double](repeating: 0, count: c), squares = sums
+            data.withUnsafeBufferPointer { x in
+                sums.withUnsafeMutableBufferPointer { s in
+                    squares.withUnsafeMutableBufferPointer { q in
+                        VectorOps.channelSums(x, batch: n, channels: c, spatial: spatial, sums: s, squares: q)
                     }
                 }
-                let mu = sum / Double(m)
-                let variance = max(squares / Double(m) - mu * mu, 0)
+            }
+            for ch in 0..<c {
+                let mu = sums[ch] / Double(m)
+                let variance = max(squares[ch] / Double(m) - mu * mu, 0)
                 mean[ch] = Float(mu)
                 inverseStd[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
                 let k = running.momentum
@@ -51,47 +52,53 @@ extension Tensor {
                 inverseStd[ch] = 1 / (running.variance[ch] + epsilon).squareRoot()
             }
         }
-        var normalized = data, y = data
-        for b in 0..<n {
-            for ch in 0..<c {
-                let base = (b * c + ch) * spatial
-                let mu = mean[ch], s = inverseStd[ch], gamma = weight.data[ch], beta = bias.data[ch]
-                for i in base..<(base + spatial) {
-                    let xhat = (data[i] - mu) * s
-                    normalized[i] = xhat
-                    y[i] = gamma * xhat + beta
+        // x̂ = x·(1/σ) − μ/σ, y = γ·x̂ + β, each one pass.
+        let shift = (0..<c).map { -mean[$0] * inverseStd[$0] }
+        var normalized = [Float](repeating: 0, count: count), y = normalized
+        data.withUnsafeBufferPointer { x in
+            normalized.withUnsafeMutableBufferPointer { xhat in
+                inverseStd.withUnsafeBufferPointer { scale in
+                    shift.withUnsafeBufferPointer { k in
+                        VectorOps.channelAffine(x, scale: scale, shift: k, batch: n, channels: c, spatial: spatial, into: xhat)
+                    }
+                }
+                y.withUnsafeMutableBufferPointer { yb in
+                    weight.data.withUnsafeBufferPointer { g in
+                        bias.data.withUnsafeBufferPointer { b in
+                            VectorOps.channelAffine(UnsafeBufferPointer(xhat), scale: g, shift: b, batch: n, channels: c, spatial: spatial, into: yb)
+                        }
+                    }
                 }
             }
         }
         return Tensor(shape: shape, data: y, inputs: [self, weight, bias]) { out in
-            let dy = out.gradient
-            var dGamma = [Float](repeating: 0, count: c), dBeta = [Float](repeating: 0, count: c)
-            for b in 0..<n {
-                for ch in 0..<c {
-                    let base = (b * c + ch) * spatial
-                    var sg: Float = 0, sb: Float = 0
-                    for i in base..<(base + spatial) {
-                        sg += dy[i] * normalized[i]
-                        sb += dy[i]
-                    }
-                    dGamma[ch] += sg
-                    dBeta[ch] += sb
+            var sumDy = [Double](repeating: 0, count: c), sumDyX = sumDy
+            out.gradient.withUnsafeBufferPointer { dy in
+                sumDy.withUnsafeMutableBufferPointer { s in VectorOps.channelSums(dy, batch: n, channels: c, spatial: spatial, sums: s) }
+                normalized.withUnsafeBufferPointer { xhat in
+                    sumDyX.withUnsafeMutableBufferPointer { d in VectorOps.channelDots(dy, xhat, batch: n, channels: c, spatial: spatial, dots: d) }
                 }
             }
-            if weight.requiresGradient { weight.accumulateGradient(dGamma) }
-            if bias.requiresGradient { bias.accumulateGradient(dBeta) }
+            if weight.requiresGradient { weight.accumulateGradient(sumDyX.map { Float($0) }) }
+            if bias.requiresGradient { bias.accumulateGradient(sumDy.map { Float($0) }) }
             guard self.requiresGradient else { return }
-            var dx = dy
-            for b in 0..<n {
-                for ch in 0..<c {
-                    let base = (b * c + ch) * spatial
-                    let scale = weight.data[ch] * inverseStd[ch]
-                    if training {
-                        // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)): the batch statistics depend on x.
-                        let meanDy = dBeta[ch] / Float(m), meanDyX = dGamma[ch] / Float(m)
-                        for i in base..<(base + spatial) { dx[i] = scale * (dy[i] - meanDy - normalized[i] * meanDyX) }
-                    } else {
-                        for i in base..<(base + spatial) { dx[i] = scale * dy[i] }
+            // Training: dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), since the batch statistics
+            // depend on x. Evaluation: dx = γ/σ · dy.
+            let scale = (0..<c).map { weight.data[$0] * inverseStd[$0] }
+            let xhatScale = (0..<c).map { training ? -scale[$0] * Float(sumDyX[$0] / Double(m)) : 0 }
+            let constant = (0..<c).map { training ? -scale[$0] * Float(sumDy[$0] / Double(m)) : 0 }
+            var dx = [Float](repeating: 0, count: self.count)
+            out.gradient.withUnsafeBufferPointer { dy in
+                normalized.withUnsafeBufferPointer { xhat in
+                    dx.withUnsafeMutableBufferPointer { d in
+                        scale.withUnsafeBufferPointer { ka in
+                            xhatScale.withUnsafeBufferPointer { kb in
+                                constant.withUnsafeBufferPointer { k in
+                                    VectorOps.channelAffine(dy, scale: ka, plus: xhat, scale: kb, shift: k, batch: n, channels: c,
+                                                            spatial: spatial, into: d)
+                                }
+                            }
+                        }
                     }
                 }
             }

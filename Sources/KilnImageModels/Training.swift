@@ -136,7 +136,7 @@ public final class ImageTrainer {
             let seconds = monotonicSeconds() - start
             let evaluation = try vae.map { model in try testNegativeELBO(model) }
             completedEpochs = epoch
-            try saveCheckpoint()
+            try saveCheckpoint(testNegativeELBO: evaluation)
             let grid = path(String(format: "samples/epoch-%03d.png", epoch))
             try writeSampleGrid(to: grid)
             try epochDone(EpochSummary(epoch: epoch, imagesPerSecond: Double(batches.count * options.batchSize) / max(seconds, 1e-9),
@@ -180,7 +180,7 @@ public final class ImageTrainer {
         return total / Double(test.count)
     }
 
-    private func saveCheckpoint() throws {
+    private func saveCheckpoint(testNegativeELBO: Double?) throws {
         let metadata = ["model": options.kind.rawValue, "epoch": String(completedEpochs), "batch": String(options.batchSize),
                         "seed": String(options.seed), "format": "kiln-image-checkpoint-1"]
         var state: [SafetensorsWriter.Entry] = []
@@ -201,11 +201,12 @@ public final class ImageTrainer {
             try SafetensorsWriter.write(gan.generator.safetensorsEntries(), metadata: metadata, to: path("gan_G.safetensors"))
             try SafetensorsWriter.write(gan.discriminator.safetensorsEntries(), metadata: metadata, to: path("gan_D.safetensors"))
         }
-        let config: [String: Any] = [
+        var config: [String: Any] = [
             "model": options.kind.rawValue, "epochs": completedEpochs, "batch_size": options.batchSize, "seed": options.seed,
             "latent_size": options.kind.latentSize, "image_size": [1, 28, 28], "learning_rate": options.kind.learningRate,
             "weights": options.kind.weightsFile, "architecture": "Kiln reference architectures (VAE with attention at 7x7; DCGAN with attention at 14x14)",
         ]
+        if let testNegativeELBO { config["test_negative_elbo"] = testNegativeELBO }
         try DurableFile.write(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]), to: path("config.json"))
     }
 

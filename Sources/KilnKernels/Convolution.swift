@@ -251,14 +251,9 @@ public enum Convolution {
         let spatial = g.outputHeight * g.outputWidth
         let dyBase = outputGradient.baseAddress!
         if let biasGradient {
-            for n in 0..<batchCount {
-                for o in 0..<g.outputChannels {
-                    let plane = dyBase + n * g.outputSize + o * spatial
-                    var sum: Float = 0
-                    for i in 0..<spatial { sum += plane[i] }
-                    biasGradient[o] += sum
-                }
-            }
+            var sums = [Double](repeating: 0, count: g.outputChannels)
+            sums.withUnsafeMutableBufferPointer { VectorOps.channelSums(outputGradient, batch: batchCount, channels: g.outputChannels, spatial: spatial, sums: $0) }
+            for o in 0..<g.outputChannels { biasGradient[o] = Float(sums[o]) }
         }
         guard inputGradient != nil || weightGradient != nil else { return }
         let chunk = imagesPerChunk ?? Self.imagesPerChunk(g, batchCount: batchCount, threads: pool.threadCount)

@@ -1,0 +1,41 @@
+import KilnKernels
+import KilnTestSupport
+import Testing
+
+@Suite struct ChannelOpsTests {
+    // Spatial sizes below, at and above one vector, and with a tail.
+    @Test(arguments: [1, 16, 49, 196])
+    func reductionsAndAffineMatchScalarLoops(spatial: Int) {
+        var rng = SeededGenerator(seed: UInt64(spatial))
+        let batch = 3, channels = 5, count = batch * channels * spatial
+        let a = rng.floats(count), b = rng.floats(count)
+        func reference(_ value: (Int) -> Double) -> [Double] {
+            (0..<channels).map { c in
+                var total = 0.0
+                for n in 0..<batch { for i in 0..<spatial { total += value((n * channels + c) * spatial + i) } }
+                return total
+            }
+        }
+        var sums = [Double](repeating: .nan, count: channels), squares = sums, dots = sums
+        sums.withUnsafeMutableBufferPointer { s in
+            squares.withUnsafeMutableBufferPointer { q in
+                VectorOps.channelSums(a.buffer, batch: batch, channels: channels, spatial: spatial, sums: s, squares: q)
+            }
+        }
+        dots.withUnsafeMutableBufferPointer { VectorOps.channelDots(a.buffer, b.buffer, batch: batch, channels: channels, spatial: spatial, dots: $0) }
+        let expectedSums = reference { Double(a[$0]) }, expectedSquares = reference { Double(a[$0]) * Double(a[$0]) }
+        let expectedDots = reference { Double(a[$0]) * Double(b[$0]) }
+        for c in 0..<channels {
+            #expect(abs(sums[c] - expectedSums[c]) < 1e-4 && abs(squares[c] - expectedSquares[c]) < 1e-4 && abs(dots[c] - expectedDots[c]) < 1e-4)
+        }
+        let wa = rng.floats(channels), wb = rng.floats(channels), shift = rng.floats(channels)
+        var out = [Float](repeating: .nan, count: count)
+        VectorOps.channelAffine(a.buffer, scale: wa.buffer, plus: b.buffer, scale: wb.buffer, shift: shift.buffer, batch: batch,
+                                channels: channels, spatial: spatial, into: out.mutableBuffer)
+        let expected = (0..<count).map { i in let c = (i / spatial) % channels; return a[i] * wa[c] + b[i] * wb[c] + shift[c] }
+        #expect(maxError(out, expected, floor: 1) < 1e-6)
+        VectorOps.channelAffine(a.buffer, scale: wa.buffer, shift: shift.buffer, batch: batch, channels: channels, spatial: spatial,
+                                into: out.mutableBuffer)
+        #expect(maxError(out, (0..<count).map { i in let c = (i / spatial) % channels; return a[i] * wa[c] + shift[c] }, floor: 1) < 1e-6)
+    }
+}
