@@ -17,7 +17,8 @@ public struct SelfAttentionParameters {
 extension Tensor {
     /// y = x + γ·softmax(Q·Kᵀ)·V over the H·W positions of each image (no 1/√d scale, one head),
     /// with Q, K, V the 1×1 convolutions of x. One GEMM makes [q | k | v] for every position of
-    /// the batch, the kernel layer's fused attention (forward and backward) does the rest.
+    /// the batch, the kernel layer's materialized attention (forward and backward: GEMMs over the
+    /// 49 or 196 positions) does the rest.
     public func selfAttention(_ p: SelfAttentionParameters, pool: ThreadPool = .shared) -> Tensor {
         precondition(shape.count == 4, "self-attention takes [N, C, H, W], got \(shape)")
         let batch = shape[0], c = shape[1], positions = shape[2] * shape[3], d = p.queryWeight.count / c
@@ -53,7 +54,7 @@ extension Tensor {
         qkv.withUnsafeBufferPointer { s in
             o.withUnsafeMutableBufferPointer { ob in
                 lse.withUnsafeMutableBufferPointer { lb in
-                    Attention.forward(shape: shape, scale: 1, query: s, key: UnsafeBufferPointer(rebasing: s[d...]),
+                    Attention.forwardMaterialized(shape: shape, scale: 1, query: s, key: UnsafeBufferPointer(rebasing: s[d...]),
                                       value: UnsafeBufferPointer(rebasing: s[(2 * d)...]), output: ob, logSumExp: lb, pool: pool)
                 }
             }
@@ -88,7 +89,7 @@ extension Tensor {
                         dO.withUnsafeBufferPointer { dob in
                             dQKV.withUnsafeMutableBufferPointer { g in
                                 let base = g.baseAddress!
-                                Attention.backward(
+                                Attention.backwardMaterialized(
                                     shape: shape, scale: 1, query: s, key: UnsafeBufferPointer(rebasing: s[d...]),
                                     value: UnsafeBufferPointer(rebasing: s[(2 * d)...]), output: ob, logSumExp: lb,
                                     outputGradient: dob, queryGradient: g,

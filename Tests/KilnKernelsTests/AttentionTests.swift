@@ -80,11 +80,14 @@ import Testing
     @Test(arguments: cases) func materializedMatchesReference(c: Case) {
         let (q, k, v, mask) = Self.inputs(c, seed: 12)
         var out = [Float](repeating: .nan, count: c.shape.outputExtent)
+        var lse = [Float](repeating: .nan, count: c.shape.rowCount)
         Attention.forwardMaterialized(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask?.buffer,
-                                      query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer)
+                                      query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer,
+                                      logSumExp: lse.mutableBuffer)
         let expected = Reference.attention(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask,
                                            query: q, key: k, value: v)
         #expect(maxError(out, expected.output) <= 2e-5)
+        #expect(maxError(lse, expected.logSumExp) <= 2e-5)
     }
 
     @Test(arguments: cases.filter { $0.shape.keyCount <= 70 || $0.name.hasPrefix("sagan 49") })
@@ -104,6 +107,15 @@ import Testing
                            valueGradient: dV.mutableBuffer)
         let expected = Reference.attentionBackward(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask,
                                                    query: q, key: k, value: v, outputGradient: dO)
+        #expect(maxError(Array(dQ.prefix(c.shape.queryExtent)), expected.query) <= 1e-4)
+        #expect(maxError(Array(dK.prefix(c.shape.keyExtent)), expected.key) <= 1e-4)
+        #expect(maxError(Array(dV.prefix(c.shape.valueExtent)), expected.value) <= 1e-4)
+        // The GEMM-based backward, from the same forward.
+        (dQ, dK, dV) = ([Float](repeating: .nan, count: q.count), [Float](repeating: .nan, count: k.count), [Float](repeating: .nan, count: v.count))
+        Attention.backwardMaterialized(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask?.buffer,
+                                       query: q.buffer, key: k.buffer, value: v.buffer, output: out.buffer, logSumExp: lse.buffer,
+                                       outputGradient: dO.buffer, queryGradient: dQ.mutableBuffer, keyGradient: dK.mutableBuffer,
+                                       valueGradient: dV.mutableBuffer)
         #expect(maxError(Array(dQ.prefix(c.shape.queryExtent)), expected.query) <= 1e-4)
         #expect(maxError(Array(dK.prefix(c.shape.keyExtent)), expected.key) <= 1e-4)
         #expect(maxError(Array(dV.prefix(c.shape.valueExtent)), expected.value) <= 1e-4)
