@@ -54,7 +54,7 @@ extension Tensor {
         }
         // x̂ = x·(1/σ) − μ/σ, y = γ·x̂ + β, each one pass.
         let shift = (0..<c).map { -mean[$0] * inverseStd[$0] }
-        var normalized = [Float](repeating: 0, count: count), y = normalized
+        var normalized = Tensor.uninitialized(count), y = Tensor.uninitialized(count)
         data.withUnsafeBufferPointer { x in
             normalized.withUnsafeMutableBufferPointer { xhat in
                 inverseStd.withUnsafeBufferPointer { scale in
@@ -87,7 +87,7 @@ extension Tensor {
             let scale = (0..<c).map { weight.data[$0] * inverseStd[$0] }
             let xhatScale = (0..<c).map { training ? -scale[$0] * Float(sumDyX[$0] / Double(m)) : 0 }
             let constant = (0..<c).map { training ? -scale[$0] * Float(sumDy[$0] / Double(m)) : 0 }
-            var dx = [Float](repeating: 0, count: self.count)
+            var dx = Tensor.uninitialized(self.count)
             out.gradient.withUnsafeBufferPointer { dy in
                 normalized.withUnsafeBufferPointer { xhat in
                     dx.withUnsafeMutableBufferPointer { d in

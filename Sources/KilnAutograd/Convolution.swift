@@ -9,7 +9,7 @@ extension Tensor {
         precondition(batch * g.inputSize == count && count > 0, "convolution over \(g.inputChannels)×\(g.inputHeight)×\(g.inputWidth) cannot take \(shape)")
         precondition(weight.count == g.weightSize, "convolution weight must hold \(g.weightSize) values, got \(weight.shape)")
         if let bias { precondition(bias.count == g.outputChannels, "convolution bias must be [\(g.outputChannels)], got \(bias.shape)") }
-        var y = [Float](repeating: 0, count: batch * g.outputSize)
+        var y = Tensor.uninitialized(batch * g.outputSize)
         data.withUnsafeBufferPointer { x in
             weight.data.withUnsafeBufferPointer { w in
                 y.withUnsafeMutableBufferPointer { yb in
@@ -26,8 +26,8 @@ extension Tensor {
         let outShape = [batch, g.outputChannels, g.outputHeight, g.outputWidth]
         return Tensor(shape: outShape, data: y, inputs: [self, weight] + (bias.map { [$0] } ?? [])) { out in
             // The kernel overwrites its gradients; they are added into ours afterwards.
-            var dx = self.requiresGradient ? [Float](repeating: 0, count: self.count) : []
-            var dw = weight.requiresGradient ? [Float](repeating: 0, count: weight.count) : []
+            var dx = self.requiresGradient ? Tensor.uninitialized(self.count) : []
+            var dw = weight.requiresGradient ? Tensor.uninitialized(weight.count) : []
             let wantsBias = bias?.requiresGradient ?? false
             var db = wantsBias ? [Float](repeating: 0, count: g.outputChannels) : []
             self.data.withUnsafeBufferPointer { x in

@@ -6,7 +6,7 @@ extension Tensor {
     /// A result with the same shape whose gradient is `out.gradient[i] · local(i)`.
     @inline(__always)
     private func unary(_ f: (Float) -> Float, derivative: @escaping (_ x: Float, _ y: Float) -> Float) -> Tensor {
-        var y = [Float](repeating: 0, count: count)
+        var y = Tensor.uninitialized(count)
         data.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { out in
                 for i in 0..<x.count { out[i] = f(x[i]) }

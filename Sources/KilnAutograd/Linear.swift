@@ -8,7 +8,7 @@ extension Tensor {
         let outputs = weight.shape[0], inputs = weight.shape[1], rows = count / max(inputs, 1)
         precondition(rows * inputs == count, "linear over \(inputs) inputs cannot take \(shape)")
         if let bias { precondition(bias.shape == [outputs], "linear bias must be [\(outputs)], got \(bias.shape)") }
-        var y = [Float](repeating: 0, count: rows * outputs)
+        var y = Tensor.uninitialized(rows * outputs)
         if let bias {
             for r in 0..<rows { y.replaceSubrange((r * outputs)..<((r + 1) * outputs), with: bias.data) }
         }

@@ -29,13 +29,13 @@ extension Tensor {
         let weight = p.queryWeight.data + p.keyWeight.data + p.valueWeight.data  // [2d + C, C]
         let bias = p.queryBias.data + p.keyBias.data + p.valueBias.data
         // xᵀ: [B·N, C], position-major as the attention kernel reads it.
-        var xt = [Float](repeating: 0, count: rows * c)
+        var xt = Tensor.uninitialized(rows * c)
         for b in 0..<batch {
             for ch in 0..<c {
                 for n in 0..<positions { xt[(b * positions + n) * c + ch] = data[(b * c + ch) * positions + n] }
             }
         }
-        var qkv = [Float](repeating: 0, count: rows * width)
+        var qkv = Tensor.uninitialized(rows * width)
         for r in 0..<rows { qkv.replaceSubrange((r * width)..<((r + 1) * width), with: bias) }
         xt.withUnsafeBufferPointer { a in
             weight.withUnsafeBufferPointer { w in
@@ -49,8 +49,8 @@ extension Tensor {
                                    headDimension: d, valueDimension: c)
         (shape.queryPositionStride, shape.keyPositionStride, shape.valuePositionStride) = (width, width, width)
         (shape.queryBatchStride, shape.keyBatchStride, shape.valueBatchStride) = (positions * width, positions * width, positions * width)
-        var o = [Float](repeating: 0, count: rows * c)
-        var lse = [Float](repeating: 0, count: rows)
+        var o = Tensor.uninitialized(rows * c)
+        var lse = Tensor.uninitialized(rows)
         qkv.withUnsafeBufferPointer { s in
             o.withUnsafeMutableBufferPointer { ob in
                 lse.withUnsafeMutableBufferPointer { lb in
@@ -70,7 +70,7 @@ extension Tensor {
             let dy = out.gradient
             if self.requiresGradient { self.accumulateGradient(dy) }
             var dGamma: Float = 0
-            var dO = [Float](repeating: 0, count: rows * c)
+            var dO = Tensor.uninitialized(rows * c)
             for b in 0..<batch {
                 for ch in 0..<c {
                     for n in 0..<positions {
@@ -82,7 +82,7 @@ extension Tensor {
             }
             if p.gamma.requiresGradient { p.gamma.accumulateGradient([dGamma]) }
             guard gamma != 0 else { return }  // nothing flows through the attention path yet
-            var dQKV = [Float](repeating: 0, count: rows * width)
+            var dQKV = Tensor.uninitialized(rows * width)
             qkv.withUnsafeBufferPointer { s in
                 o.withUnsafeBufferPointer { ob in
                     lse.withUnsafeBufferPointer { lb in
@@ -100,8 +100,8 @@ extension Tensor {
                     }
                 }
             }
-            var dW = [Float](repeating: 0, count: width * c), dB = [Float](repeating: 0, count: width)
-            var dXt = [Float](repeating: 0, count: rows * c)
+            var dW = Tensor.uninitialized(width * c), dB = [Float](repeating: 0, count: width)
+            var dXt = Tensor.uninitialized(rows * c)
             dQKV.withUnsafeBufferPointer { g in
                 xt.withUnsafeBufferPointer { a in
                     dW.withUnsafeMutableBufferPointer { dw in
@@ -128,7 +128,7 @@ extension Tensor {
                 if b.requiresGradient { b.accumulateGradient(Array(dB[range])) }
             }
             if self.requiresGradient {
-                var dx = [Float](repeating: 0, count: self.count)
+                var dx = Tensor.uninitialized(self.count)
                 for b in 0..<batch {
                     for ch in 0..<c {
                         for n in 0..<positions { dx[(b * c + ch) * positions + n] = dXt[(b * positions + n) * c + ch] }

@@ -9,8 +9,12 @@ public final class Tensor {
     public var data: [Float]
     /// d(loss)/d(self), same length as `data`; empty until a backward pass reaches this tensor.
     public var gradient: [Float] = []
-    /// Whether gradients flow to this tensor (parameters, and every result computed from one).
-    public let requiresGradient: Bool
+    /// Whether gradients flow to this tensor (parameters, and every result computed from one). A
+    /// leaf can be frozen for a while: backward rules then skip its gradient (a GAN's generator
+    /// step needs gradients through the discriminator, not for its weights).
+    public var requiresGradient: Bool {
+        didSet { precondition(rule == nil || requiresGradient == oldValue, "only a leaf tensor can be frozen or unfrozen") }
+    }
     let inputs: [Tensor]
     let rule: ((Tensor) -> Void)?
 
@@ -22,6 +26,11 @@ public final class Tensor {
         self.requiresGradient = requiresGradient
         inputs = []
         rule = nil
+    }
+
+    /// A result buffer the caller fills completely before anyone reads it (skips zeroing).
+    static func uninitialized(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
     public convenience init(zeros shape: [Int], requiresGradient: Bool = false) {

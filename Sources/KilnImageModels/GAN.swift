@@ -110,11 +110,13 @@ public struct GANTrainer {
         lossD.backward()
         discriminatorOptimizer.update()
         generatorOptimizer.zeroGradients()
+        // The G step needs gradients through D but not for D's weights (they would be discarded
+        // before D's next update): D's parameters are frozen while it runs.
+        for p in discriminator.parameters { p.tensor.requiresGradient = false }
         let lossG = discriminator(fake).binaryCrossEntropy(logitsAgainst: 1)
         lossG.backward()
+        for p in discriminator.parameters { p.tensor.requiresGradient = true }
         generatorOptimizer.update()
-        // The gradients that reached D in the G step are discarded before D's next update.
-        discriminatorOptimizer.zeroGradients()
         func meanSigmoid(_ t: Tensor) -> Float { t.data.reduce(0) { $0 + 1 / (1 + Foundation.exp(-$1)) } / Float(t.count) }
         return GANStepResult(discriminatorLoss: lossD.data[0], generatorLoss: lossG.data[0],
                              realScore: meanSigmoid(realLogits), fakeScore: meanSigmoid(fakeLogits))
