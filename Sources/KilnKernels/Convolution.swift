@@ -111,7 +111,13 @@ public enum Convolution {
                         if s == 1 {
                             (line + first).update(from: source + first, count: end - first)
                         } else {
-                            for gx in first..<end { line[gx] = source[gx * s] }
+                            // Pointer steps rather than gx·s: no overflow-checked multiply per pixel.
+                            var from = source + first &* s, to = line + first
+                            for _ in first..<end {
+                                to.pointee = from.pointee
+                                from += s
+                                to += 1
+                            }
                         }
                     }
                     row += 1
@@ -145,8 +151,12 @@ public enum Convolution {
                     for gy in 0..<gh where first < end {
                         let y = gy * s + ky - g.padding
                         if y < 0 || y >= height { continue }
-                        let target = plane + y * width + kx - g.padding, line = source + gy * gw
-                        for gx in first..<end { target[gx * s] += line[gx] }
+                        var to = plane + y * width + kx - g.padding + first &* s, from = source + gy * gw + first
+                        for _ in first..<end {
+                            to.pointee += from.pointee
+                            to += s
+                            from += 1
+                        }
                     }
                     row += 1
                 }
