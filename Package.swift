@@ -2,13 +2,17 @@
 // Kiln: a generative-AI toolkit for Linux CPUs.
 //
 // Dependency direction (each line only imports the lines above it):
-//   C shims      CKilnBLAS (OpenBLAS cblas), CKilnPNG (libpng), CKilnSentencePiece (C header over the
-//                C++ library), CKilnKernels (C intrinsics Swift cannot express: VNNI integer dots)
+//   C shims      CKilnBLAS (OpenBLAS cblas), CKilnPNG (libpng), CKilnZlib (zlib), CKilnSentencePiece
+//                (C header over the C++ library), CKilnKernels (C intrinsics Swift cannot express:
+//                VNNI integer dots, the AVX-512 GELU)
 //   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
-//   formats      KilnFormats  GGUF (memory-mapped, validated), independent of the kernels
+//   formats      KilnFormats  GGUF, safetensors, IDX, PNG, SHA-256 (independent of the kernels)
+//   tensors      KilnAutograd tensors with reverse-mode differentiation over the kernels
+//   layers       KilnLayers   Linear, convolutions, batch norm, self-attention, Adam, parameter sources
 //   tokenizers   KilnTokenizers  the Tokenizer protocol: byte-level BPE, SentencePiece, WordPiece
-//   search       KilnSearch   vector indexes on the kernels (exact flat index so far)
-//   models       KilnTransformer Llama decoder and generation, BERT encoder, GGUF → tokenizer
+//   search       KilnSearch   vector indexes on the kernels
+//   models       KilnTransformer Llama decoder and generation, BERT encoder, GGUF → tokenizer;
+//                KilnImageModels VAE and self-attention GAN, Fashion-MNIST, training, sampling
 //   apps         kiln         the command-line tool
 import PackageDescription
 

@@ -1,4 +1,5 @@
 import CKilnBLAS
+import CKilnKernels
 
 /// Sizes of a 2-D convolution or transposed convolution over NCHW images, square-free: kernel,
 /// stride and padding apply to both axes (kernelHeight/kernelWidth may differ).
@@ -89,49 +90,7 @@ public enum Convolution {
                        columnStride: Int) {
         let (channels, height, width) = g.image
         let (gh, gw) = g.grid
-        let s = g.stride
-        var row = 0
-        for c in 0..<channels {
-            let plane = image + c * height * width
-            for ky in 0..<g.kernelHeight {
-                for kx in 0..<g.kernelWidth {
-                    let out = col + row * columnStride
-                    // Grid columns whose tap lands inside the image: x = gx·s + kx − p ∈ [0, width).
-                    let (first, end) = validRange(offset: kx - g.padding, stride: s, size: width, count: gw)
-                    for gy in 0..<gh {
-                        let y = gy * s + ky - g.padding
-                        let line = out + gy * gw
-                        if y < 0 || y >= height || first >= end {
-                            line.update(repeating: 0, count: gw)
-                            continue
-                        }
-                        line.update(repeating: 0, count: first)
-                        (line + end).update(repeating: 0, count: gw - end)
-                        let source = plane + y * width + kx - g.padding
-                        if s == 1 {
-                            (line + first).update(from: source + first, count: end - first)
-                        } else {
-                            // Pointer steps rather than gx·s: no overflow-checked multiply per pixel.
-                            var from = source + first &* s, to = line + first
-                            for _ in first..<end {
-                                to.pointee = from.pointee
-                                from += s
-                                to += 1
-                            }
-                        }
-                    }
-                    row += 1
-                }
-            }
-        }
-    }
-
-    /// The grid positions [first, end) for which offset + g·stride lies in [0, size).
-    @inline(__always)
-    static func validRange(offset: Int, stride: Int, size: Int, count: Int) -> (Int, Int) {
-        let first = offset >= 0 ? 0 : (-offset + stride - 1) / stride
-        let end = size - offset <= 0 ? 0 : min(count, (size - offset + stride - 1) / stride)
-        return (min(first, end), end)
+        kiln_im2col(image, channels, height, width, g.kernelHeight, g.kernelWidth, g.stride, g.padding, gh, gw, col, columnStride)
     }
 
     /// The adjoint of im2col: image[c][y][x] = Σ col[…] over every tap that reads it.
@@ -139,29 +98,7 @@ public enum Convolution {
                        columnStride: Int) {
         let (channels, height, width) = g.image
         let (gh, gw) = g.grid
-        let s = g.stride
-        image.update(repeating: 0, count: channels * height * width)
-        var row = 0
-        for c in 0..<channels {
-            let plane = image + c * height * width
-            for ky in 0..<g.kernelHeight {
-                for kx in 0..<g.kernelWidth {
-                    let source = col + row * columnStride
-                    let (first, end) = validRange(offset: kx - g.padding, stride: s, size: width, count: gw)
-                    for gy in 0..<gh where first < end {
-                        let y = gy * s + ky - g.padding
-                        if y < 0 || y >= height { continue }
-                        var to = plane + y * width + kx - g.padding + first &* s, from = source + gy * gw + first
-                        for _ in first..<end {
-                            to.pointee += from.pointee
-                            to += s
-                            from += 1
-                        }
-                    }
-                    row += 1
-                }
-            }
-        }
+        kiln_col2im(col, columnStride, channels, height, width, g.kernelHeight, g.kernelWidth, g.stride, g.padding, gh, gw, image)
     }
 
     /// [batch][channels][spatial] → [channels][batch·spatial] (or back with `inverse`).

@@ -22,11 +22,13 @@ struct InfoCommand: ParsableCommand {
         let known = [
             ("SmolLM2-135M-Instruct.Q4_1.gguf", "text generation (GGUF, Q4_1)"),
             ("all-MiniLM-L6-v2/model.safetensors", "sentence embeddings (safetensors)"),
+            ("vae/vae.safetensors", "image generator: VAE (kiln sample vae)"),
+            ("gan/gan_G.safetensors", "image generator: GAN (kiln sample gan)"),
         ]
         for (file, role) in known {
             let path = "\(checkpoints)/\(file)"
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-            let state = size.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "missing — run scripts/setup"
+            let state = size.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? (file.hasPrefix("vae/") || file.hasPrefix("gan/") ? "missing — kiln train" : "missing — run scripts/setup")
             print("  \(file.padding(toLength: 38, withPad: " ", startingAt: 0)) \(state.padding(toLength: 30, withPad: " ", startingAt: 0)) \(role)")
         }
     }
