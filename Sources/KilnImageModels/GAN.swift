@@ -3,7 +3,7 @@ import KilnLayers
 
 /// The DCGAN-style generator with a self-attention block at 14×14: z(64) → fc 128·7·7 + BN + ReLU
 /// → transposed conv 64 + BN + ReLU → attention → transposed conv 1 → tanh.
-public struct Generator: Module {
+public struct Generator: CompositeModule {
     public static let latentSize = 64
     public let fc: Linear
     public let bn0: BatchNorm2D
@@ -34,22 +34,13 @@ public struct Generator: Module {
         GradientRecording.withoutRecording { self(z, training: false).data.map { ($0 + 1) / 2 } }
     }
 
-    private var parts: [(String, any Module)] {
+    public var parts: [(name: String, module: any Module)] {
         [("fc", fc), ("bn0", bn0), ("deconv1", deconv1), ("bn1", bn1), ("attn", attention), ("deconv2", deconv2)]
-    }
-    public var parameters: [(name: String, tensor: Tensor)] {
-        parts.flatMap { name, module in module.parameters.map { (name + "." + $0.name, $0.tensor) } }
-    }
-    public var buffers: [(name: String, values: [Float])] {
-        parts.flatMap { name, module in module.buffers.map { (name + "." + $0.name, $0.values) } }
-    }
-    public var counters: [(name: String, value: Int)] {
-        parts.flatMap { name, module in module.counters.map { (name + "." + $0.name, $0.value) } }
     }
 }
 
 /// The discriminator: conv 64 (LeakyReLU 0.2) → conv 128 + BN + LeakyReLU → fc 1 (a logit).
-public struct Discriminator: Module {
+public struct Discriminator: CompositeModule {
     public let conv1, conv2: Convolution2D
     public let bn2: BatchNorm2D
     public let fc: Linear
@@ -68,16 +59,7 @@ public struct Discriminator: Module {
         return fc(h.reshaped([x.batchCount, 6272]))
     }
 
-    private var parts: [(String, any Module)] { [("conv1", conv1), ("conv2", conv2), ("bn2", bn2), ("fc", fc)] }
-    public var parameters: [(name: String, tensor: Tensor)] {
-        parts.flatMap { name, module in module.parameters.map { (name + "." + $0.name, $0.tensor) } }
-    }
-    public var buffers: [(name: String, values: [Float])] {
-        parts.flatMap { name, module in module.buffers.map { (name + "." + $0.name, $0.values) } }
-    }
-    public var counters: [(name: String, value: Int)] {
-        parts.flatMap { name, module in module.counters.map { (name + "." + $0.name, $0.value) } }
-    }
+    public var parts: [(name: String, module: any Module)] { [("conv1", conv1), ("conv2", conv2), ("bn2", bn2), ("fc", fc)] }
 }
 
 /// One GAN training step's losses and discriminator outputs.

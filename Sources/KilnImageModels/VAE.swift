@@ -4,7 +4,7 @@ import KilnLayers
 /// The convolutional VAE (latent 16) with a self-attention block at 7×7 in the decoder, layer for
 /// layer as Kiln's reference architecture: conv 1→32→64 (4×4, stride 2), μ and log σ² heads,
 /// fc 16→64·7·7, attention, transposed convs 64→32→1, Bernoulli likelihood on gray values.
-public struct VAE: Module {
+public struct VAE: CompositeModule {
     public static let latentSize = 16
     public static let modelName = "vae"
     public let conv1, conv2: Convolution2D
@@ -53,11 +53,8 @@ public struct VAE: Module {
         GradientRecording.withoutRecording { decode(z).sigmoid().data }
     }
 
-    public var parameters: [(name: String, tensor: Tensor)] {
-        let parts: [(String, any Module)] = [
-            ("encoder.conv1", conv1), ("encoder.conv2", conv2), ("encoder.fc_mu", fcMean), ("encoder.fc_logvar", fcLogVariance),
-            ("decoder.fc", decoderFC), ("decoder.attn", attention), ("decoder.deconv1", deconv1), ("decoder.deconv2", deconv2),
-        ]
-        return parts.flatMap { name, module in module.parameters.map { (name + "." + $0.name, $0.tensor) } }
+    public var parts: [(name: String, module: any Module)] {
+        [("encoder.conv1", conv1), ("encoder.conv2", conv2), ("encoder.fc_mu", fcMean), ("encoder.fc_logvar", fcLogVariance),
+         ("decoder.fc", decoderFC), ("decoder.attn", attention), ("decoder.deconv1", deconv1), ("decoder.deconv2", deconv2)]
     }
 }

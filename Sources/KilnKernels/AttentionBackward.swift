@@ -16,11 +16,8 @@ extension Attention {
         valueGradient: UnsafeMutableBufferPointer<Float>,
         pool: ThreadPool = .shared
     ) {
-        validate(shape, masking, keyMask, query, key, value, output.count, logSumExp.count, kernel: "backward")
-        requireCount(outputGradient.count, atLeast: shape.outputExtent, "outputGradient", kernel: "backward")
-        requireCount(queryGradient.count, atLeast: shape.queryExtent, "queryGradient", kernel: "backward")
-        requireCount(keyGradient.count, atLeast: shape.keyExtent, "keyGradient", kernel: "backward")
-        requireCount(valueGradient.count, atLeast: shape.valueExtent, "valueGradient", kernel: "backward")
+        validateBackward(shape, masking, keyMask, query, key, value, output, logSumExp, outputGradient,
+                         queryGradient, keyGradient, valueGradient, kernel: "backward")
         let units = shape.batchCount * shape.kvHeadCount
         guard units > 0 else { return }
         guard shape.queryCount > 0 else {  // no query reads any key: their gradients are zero
@@ -50,6 +47,21 @@ extension Attention {
                              b, scratch, paddedKeys)
             }
         }
+    }
+
+    /// The size checks every backward kernel makes before touching memory.
+    static func validateBackward(
+        _ shape: AttentionShape, _ masking: AttentionMasking, _ keyMask: UnsafeBufferPointer<UInt8>?,
+        _ query: UnsafeBufferPointer<Float>, _ key: UnsafeBufferPointer<Float>, _ value: UnsafeBufferPointer<Float>,
+        _ output: UnsafeBufferPointer<Float>, _ logSumExp: UnsafeBufferPointer<Float>, _ outputGradient: UnsafeBufferPointer<Float>,
+        _ queryGradient: UnsafeMutableBufferPointer<Float>, _ keyGradient: UnsafeMutableBufferPointer<Float>,
+        _ valueGradient: UnsafeMutableBufferPointer<Float>, kernel: StaticString
+    ) {
+        validate(shape, masking, keyMask, query, key, value, output.count, logSumExp.count, kernel: kernel)
+        requireCount(outputGradient.count, atLeast: shape.outputExtent, "outputGradient", kernel: kernel)
+        requireCount(queryGradient.count, atLeast: shape.queryExtent, "queryGradient", kernel: kernel)
+        requireCount(keyGradient.count, atLeast: shape.keyExtent, "keyGradient", kernel: kernel)
+        requireCount(valueGradient.count, atLeast: shape.valueExtent, "valueGradient", kernel: kernel)
     }
 
     struct BackwardBuffers {

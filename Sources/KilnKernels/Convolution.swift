@@ -116,6 +116,22 @@ public enum Convolution {
         }
     }
 
+    /// One task's buffers for a chunk: the column matrix and the channel-major image block.
+    struct ChunkScratch {
+        let columns: UnsafeMutablePointer<Float>
+        let side: UnsafeMutablePointer<Float>
+
+        init(_ g: ConvolutionGeometry, imagesPerChunk chunk: Int) {
+            columns = .allocate(capacity: g.columnRows * chunk * g.columnCount)
+            side = .allocate(capacity: max(g.inputChannels, g.outputChannels) * chunk * max(g.columnCount, g.outputHeight * g.outputWidth))
+        }
+
+        func release() {
+            columns.deallocate()
+            side.deallocate()
+        }
+    }
+
     /// Images per chunk: chunks of the batch go through im2col and their GEMMs one thread each, so
     /// a chunk's column matrix (~512 KiB) stays in that core's L2 between being written and read.
     static func imagesPerChunk(_ g: ConvolutionGeometry, batchCount: Int, threads: Int) -> Int {
@@ -141,12 +157,9 @@ public enum Convolution {
         let positions = g.columnCount, spatial = g.outputHeight * g.outputWidth
         let x = input.baseAddress!, w = weight.baseAddress!, out = output.baseAddress!, b = bias?.baseAddress
         pool.parallelFor(chunks) { range in
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * chunk * positions)
-            let side = UnsafeMutablePointer<Float>.allocate(capacity: max(g.inputChannels, g.outputChannels) * chunk * max(positions, spatial))
-            defer {
-                columns.deallocate()
-                side.deallocate()
-            }
+            let scratch = ChunkScratch(g, imagesPerChunk: chunk)
+            defer { scratch.release() }
+            let (columns, side) = (scratch.columns, scratch.side)
             for c in range {
                 let first = c * chunk, images = min(batchCount, first + chunk) - first, width = images * positions
                 if g.isTransposed {
@@ -214,12 +227,9 @@ public enum Convolution {
         partial.initialize(repeating: 0, count: wantsWeight ? tasks * g.weightSize : 1)
         defer { partial.deallocate() }
         pool.parallelFor(tasks) { taskRange in
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: g.columnRows * chunk * positions)
-            let side = UnsafeMutablePointer<Float>.allocate(capacity: max(g.inputChannels, g.outputChannels) * chunk * max(positions, spatial))
-            defer {
-                columns.deallocate()
-                side.deallocate()
-            }
+            let scratch = ChunkScratch(g, imagesPerChunk: chunk)
+            defer { scratch.release() }
+            let (columns, side) = (scratch.columns, scratch.side)
             for task in taskRange {
                 let dw = partial + task * g.weightSize
                 for c in stride(from: task, to: chunks, by: tasks) {

@@ -97,11 +97,8 @@ extension Attention {
         valueGradient: UnsafeMutableBufferPointer<Float>,
         pool: ThreadPool = .shared
     ) {
-        validate(shape, masking, keyMask, query, key, value, output.count, logSumExp.count, kernel: "backwardMaterialized")
-        requireCount(outputGradient.count, atLeast: shape.outputExtent, "outputGradient", kernel: "backwardMaterialized")
-        requireCount(queryGradient.count, atLeast: shape.queryExtent, "queryGradient", kernel: "backwardMaterialized")
-        requireCount(keyGradient.count, atLeast: shape.keyExtent, "keyGradient", kernel: "backwardMaterialized")
-        requireCount(valueGradient.count, atLeast: shape.valueExtent, "valueGradient", kernel: "backwardMaterialized")
+        validateBackward(shape, masking, keyMask, query, key, value, output, logSumExp, outputGradient,
+                         queryGradient, keyGradient, valueGradient, kernel: "backwardMaterialized")
         let m = shape.queryCount, n = shape.keyCount
         guard shape.batchCount > 0, m > 0, n > 0 else {
             // Nothing reads anything: whatever gradients exist are zero.

@@ -118,10 +118,3 @@ public struct SelfAttention2D: Module {
          ("v.weight", block.valueWeight), ("v.bias", block.valueBias), ("gamma", block.gamma)]
     }
 }
-
-/// A named part's parameters, buffers and counters under "name.".
-public func scoped(_ name: String, _ module: some Module) -> (parameters: [(name: String, tensor: Tensor)], buffers: [(name: String, values: [Float])], counters: [(name: String, value: Int)]) {
-    (module.parameters.map { (name + "." + $0.name, $0.tensor) },
-     module.buffers.map { (name + "." + $0.name, $0.values) },
-     module.counters.map { (name + "." + $0.name, $0.value) })
-}

@@ -127,3 +127,21 @@ extension Module {
         SafetensorsWriter.Entry(name: prefix + name, dtype: .f32, shape: shape, bytes: values.withUnsafeBufferPointer { Data(buffer: $0) })
     }
 }
+
+/// A module made of named parts: its names are "part.name" for every part's parameters, buffers
+/// and counters, in the order of `parts`.
+public protocol CompositeModule: Module {
+    var parts: [(name: String, module: any Module)] { get }
+}
+
+extension CompositeModule {
+    public var parameters: [(name: String, tensor: Tensor)] {
+        parts.flatMap { part in part.module.parameters.map { (part.name + "." + $0.name, $0.tensor) } }
+    }
+    public var buffers: [(name: String, values: [Float])] {
+        parts.flatMap { part in part.module.buffers.map { (part.name + "." + $0.name, $0.values) } }
+    }
+    public var counters: [(name: String, value: Int)] {
+        parts.flatMap { part in part.module.counters.map { (part.name + "." + $0.name, $0.value) } }
+    }
+}
