@@ -9,15 +9,21 @@ extension Tensor {
         var y = Tensor.uninitialized(count)
         data.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { out in
-                for i in 0..<x.count { out[i] = f(x[i]) }
+                let xp = x.baseAddress!, op = out.baseAddress!
+                forEachChunk(x.count) { _, range in
+                    for i in range { op[i] = f(xp[i]) }
+                }
             }
         }
         return Tensor(shape: shape, data: y, inputs: [self]) { out in
-            var g = out.gradient
+            var g = out.takeGradient()
             self.data.withUnsafeBufferPointer { x in
                 y.withUnsafeBufferPointer { yb in
                     g.withUnsafeMutableBufferPointer { gb in
-                        for i in 0..<gb.count { gb[i] *= derivative(x[i], yb[i]) }
+                        let xp = x.baseAddress!, yp = yb.baseAddress!, gp = gb.baseAddress!
+                        forEachChunk(gb.count) { _, range in
+                            for i in range { gp[i] *= derivative(xp[i], yp[i]) }
+                        }
                     }
                 }
             }

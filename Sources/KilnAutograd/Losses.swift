@@ -5,15 +5,33 @@ extension Tensor {
     /// element count for PyTorch's mean, the batch size for a per-image sum).
     public func binaryCrossEntropy(logitsAgainst targets: [Float], dividedBy divisor: Float) -> Tensor {
         precondition(targets.count == count, "\(targets.count) targets for \(count) logits")
-        var total: Double = 0
-        for i in 0..<count {
-            let l = data[i]
-            total += Double(max(l, 0) - l * targets[i] + softplusOfNegativeMagnitude(l))
+        var partial = [Double](repeating: 0, count: chunkCount(count, threshold: 1 << 13))
+        data.withUnsafeBufferPointer { logits in
+            targets.withUnsafeBufferPointer { t in
+                partial.withUnsafeMutableBufferPointer { sums in
+                    let l = logits.baseAddress!, tp = t.baseAddress!, sp = sums.baseAddress!
+                    forEachChunk(count, threshold: 1 << 13) { chunk, range in
+                        var total: Double = 0
+                        for i in range { total += Double(max(l[i], 0) - l[i] * tp[i] + softplusOfNegativeMagnitude(l[i])) }
+                        sp[chunk] = total
+                    }
+                }
+            }
         }
+        let total = partial.reduce(0, +)
         return Tensor(shape: [1], data: [Float(total / Double(divisor))], inputs: [self]) { out in
             let scale = out.gradient[0] / divisor
-            var g = [Float](repeating: 0, count: self.count)
-            for i in 0..<g.count { g[i] = (sigmoidScalar(self.data[i]) - targets[i]) * scale }
+            var g = Tensor.uninitialized(self.count)
+            self.data.withUnsafeBufferPointer { logits in
+                targets.withUnsafeBufferPointer { t in
+                    g.withUnsafeMutableBufferPointer { gb in
+                        let l = logits.baseAddress!, tp = t.baseAddress!, gp = gb.baseAddress!
+                        forEachChunk(gb.count, threshold: 1 << 13) { _, range in
+                            for i in range { gp[i] = (sigmoidScalar(l[i]) - tp[i]) * scale }
+                        }
+                    }
+                }
+            }
             self.accumulateGradient(g)
         }
     }

@@ -30,11 +30,7 @@ extension Tensor {
         let bias = p.queryBias.data + p.keyBias.data + p.valueBias.data
         // xᵀ: [B·N, C], position-major as the attention kernel reads it.
         var xt = Tensor.uninitialized(rows * c)
-        for b in 0..<batch {
-            for ch in 0..<c {
-                for n in 0..<positions { xt[(b * positions + n) * c + ch] = data[(b * c + ch) * positions + n] }
-            }
-        }
+        transpose(data, into: &xt, batch: batch, channels: c, positions: positions, toPositionMajor: true, pool: pool)
         var qkv = Tensor.uninitialized(rows * width)
         for r in 0..<rows { qkv.replaceSubrange((r * width)..<((r + 1) * width), with: bias) }
         xt.withUnsafeBufferPointer { a in
@@ -60,26 +56,19 @@ extension Tensor {
             }
         }
         let gamma = p.gamma.data[0]
-        var y = data
-        for b in 0..<batch {
-            for ch in 0..<c {
-                for n in 0..<positions { y[(b * c + ch) * positions + n] += gamma * o[(b * positions + n) * c + ch] }
-            }
-        }
+        // y = x + γ·oᵀ, back in channel-major order.
+        var y = Tensor.uninitialized(count)
+        transpose(o, into: &y, batch: batch, channels: c, positions: positions, toPositionMajor: false, scale: gamma, adding: data, pool: pool)
         return Tensor(shape: self.shape, data: y, inputs: [self] + p.all) { out in
             let dy = out.gradient
             if self.requiresGradient { self.accumulateGradient(dy) }
+            // dO = γ·dyᵀ (position-major); dγ = Σ dy ⊙ oᵀ = Σ dO ⊙ o / γ, summed below without the division.
+            var dyT = Tensor.uninitialized(rows * c)
+            transpose(dy, into: &dyT, batch: batch, channels: c, positions: positions, toPositionMajor: true, pool: pool)
             var dGamma: Float = 0
-            var dO = Tensor.uninitialized(rows * c)
-            for b in 0..<batch {
-                for ch in 0..<c {
-                    for n in 0..<positions {
-                        let g = dy[(b * c + ch) * positions + n], i = (b * positions + n) * c + ch
-                        dGamma += g * o[i]
-                        dO[i] = gamma * g
-                    }
-                }
-            }
+            for i in 0..<(rows * c) { dGamma += dyT[i] * o[i] }
+            var dO = dyT
+            for i in 0..<(rows * c) { dO[i] *= gamma }
             if p.gamma.requiresGradient { p.gamma.accumulateGradient([dGamma]) }
             guard gamma != 0 else { return }  // nothing flows through the attention path yet
             var dQKV = Tensor.uninitialized(rows * width)
@@ -129,12 +118,36 @@ extension Tensor {
             }
             if self.requiresGradient {
                 var dx = Tensor.uninitialized(self.count)
-                for b in 0..<batch {
-                    for ch in 0..<c {
-                        for n in 0..<positions { dx[(b * c + ch) * positions + n] = dXt[(b * positions + n) * c + ch] }
+                transpose(dXt, into: &dx, batch: batch, channels: c, positions: positions, toPositionMajor: false, pool: pool)
+                self.accumulateGradient(dx)
+            }
+        }
+    }
+}
+
+/// [batch][channels][positions] ↔ [batch][positions][channels], one image per task; going back to
+/// channel-major, `scale` multiplies and `adding` (channel-major) is added.
+private func transpose(_ source: [Float], into target: inout [Float], batch: Int, channels c: Int, positions: Int,
+                       toPositionMajor: Bool, scale: Float = 1, adding base: [Float]? = nil, pool: ThreadPool) {
+    source.withUnsafeBufferPointer { sb in
+        target.withUnsafeMutableBufferPointer { tb in
+            (base ?? []).withUnsafeBufferPointer { bb in
+                let s = sb.baseAddress!, t = tb.baseAddress!, add = base == nil ? nil : bb.baseAddress
+                pool.parallelFor(batch) { images in
+                    for b in images {
+                        let channelMajor = b * c * positions
+                        for ch in 0..<c {
+                            for n in 0..<positions {
+                                let cm = channelMajor + ch * positions + n, pm = (b * positions + n) * c + ch
+                                if toPositionMajor {
+                                    t[pm] = s[cm]
+                                } else {
+                                    t[cm] = scale * s[pm] + (add?[cm] ?? 0)
+                                }
+                            }
+                        }
                     }
                 }
-                self.accumulateGradient(dx)
             }
         }
     }

@@ -71,9 +71,20 @@ public final class Tensor {
         }
         gradient.withUnsafeMutableBufferPointer { dst in
             g.withUnsafeBufferPointer { src in
-                for i in 0..<dst.count { dst[i] += src[i] }
+                let d = dst.baseAddress!, s = src.baseAddress!
+                forEachChunk(dst.count) { _, range in
+                    for i in range { d[i] += s[i] }
+                }
             }
         }
+    }
+
+    /// The gradient, handed over: a rule that scales it in place then works on the only copy
+    /// (the graph walk drops a result's gradient after its rule anyway).
+    func takeGradient() -> [Float] {
+        let g = gradient
+        gradient = []
+        return g
     }
 
     /// Runs `body` on this tensor's gradient buffer, zero-filled first if nothing has reached it.

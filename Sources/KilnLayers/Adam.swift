@@ -1,6 +1,7 @@
 import Foundation
 import KilnAutograd
 import KilnFormats
+import KilnKernels
 
 /// Adam as PyTorch implements it (no weight decay, not AMSGrad): m ← β₁m + (1−β₁)g,
 /// v ← β₂v + (1−β₂)g², p ← p − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε). It owns the parameters it
@@ -36,11 +37,21 @@ public final class Adam {
             first[index].withUnsafeMutableBufferPointer { m in
                 second[index].withUnsafeMutableBufferPointer { v in
                     t.data.withUnsafeMutableBufferPointer { w in
-                        for i in 0..<w.count {
-                            m[i] = b1 * m[i] + (1 - b1) * g[i]
-                            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                            // PyTorch: denom = √v / √(1−β₂ᵗ) + ε; p −= (lr/(1−β₁ᵗ))·m/denom.
-                            w[i] -= stepSize * m[i] / (v[i].squareRoot() / rootCorrection2 + eps)
+                        g.withUnsafeBufferPointer { gb in
+                            let mp = m.baseAddress!, vp = v.baseAddress!, wp = w.baseAddress!, gp = gb.baseAddress!
+                            let pool = ThreadPool.shared
+                            let chunks = w.count >= 1 << 15 && pool.threadCount > 1 ? 4 * pool.threadCount : 1
+                            let size = (w.count + chunks - 1) / chunks
+                            pool.parallelFor(chunks) { indices in
+                                for c in indices {
+                                    for i in (c * size)..<min(w.count, (c + 1) * size) {
+                                        mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
+                                        vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
+                                        // PyTorch: denom = √v / √(1−β₂ᵗ) + ε; p −= (lr/(1−β₁ᵗ))·m/denom.
+                                        wp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / rootCorrection2 + eps)
+                                    }
+                                }
+                            }
                         }
                     }
                 }
