@@ -3,15 +3,16 @@ import Foundation
 /// Lane-wise operations and their derivatives. Each forward is one pass over the data; each rule
 /// one pass over the gradient (they are memory-bound, so no kernel-layer call is needed).
 extension Tensor {
-    /// A result with the same shape whose gradient is `out.gradient[i] · local(i)`.
+    /// A result with the same shape whose gradient is `out.gradient[i] · f.slope(x[i], y[i])`.
+    /// Generic over the function (not a closure) so both loops compile to straight-line code.
     @inline(__always)
-    private func unary(_ f: (Float) -> Float, derivative: @escaping (_ x: Float, _ y: Float) -> Float) -> Tensor {
+    private func pointwise<F: PointwiseFunction>(_ f: F) -> Tensor {
         var y = Tensor.uninitialized(count)
         data.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { out in
                 let xp = x.baseAddress!, op = out.baseAddress!
                 forEachChunk(x.count) { _, range in
-                    for i in range { op[i] = f(xp[i]) }
+                    for i in range { op[i] = f.value(xp[i]) }
                 }
             }
         }
@@ -22,7 +23,7 @@ extension Tensor {
                     g.withUnsafeMutableBufferPointer { gb in
                         let xp = x.baseAddress!, yp = yb.baseAddress!, gp = gb.baseAddress!
                         forEachChunk(gb.count) { _, range in
-                            for i in range { gp[i] *= derivative(xp[i], yp[i]) }
+                            for i in range { gp[i] *= f.slope(xp[i], yp[i]) }
                         }
                     }
                 }
@@ -31,20 +32,14 @@ extension Tensor {
         }
     }
 
-    public func relu() -> Tensor { unary({ max($0, 0) }, derivative: { x, _ in x > 0 ? 1 : 0 }) }
-
-    public func leakyRelu(_ slope: Float) -> Tensor {
-        unary({ $0 > 0 ? $0 : slope * $0 }, derivative: { x, _ in x > 0 ? 1 : slope })
-    }
-
-    public func sigmoid() -> Tensor { unary(sigmoidScalar, derivative: { _, y in y * (1 - y) }) }
-
-    public func tanh() -> Tensor { unary(Foundation.tanh, derivative: { _, y in 1 - y * y }) }
-
-    public func exp() -> Tensor { unary(Foundation.exp, derivative: { _, y in y }) }
+    public func relu() -> Tensor { pointwise(LeakyReLU(negativeSlope: 0)) }
+    public func leakyRelu(_ slope: Float) -> Tensor { pointwise(LeakyReLU(negativeSlope: slope)) }
+    public func sigmoid() -> Tensor { pointwise(Sigmoid()) }
+    public func tanh() -> Tensor { pointwise(Tanh()) }
+    public func exp() -> Tensor { pointwise(Exponential()) }
 
     /// self · factor (a constant).
-    public func scaled(by factor: Float) -> Tensor { unary({ $0 * factor }, derivative: { _, _ in factor }) }
+    public func scaled(by factor: Float) -> Tensor { pointwise(Scale(factor: factor)) }
 
     /// Elementwise sum of two tensors of one shape.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
@@ -96,3 +91,36 @@ func sigmoidScalar(_ x: Float) -> Float {
 /// log(1 + e^(−|x|)), the stable tail of the logistic losses.
 @inline(__always)
 func softplusOfNegativeMagnitude(_ x: Float) -> Float { log1p(Foundation.exp(-abs(x))) }
+
+/// y = f(x) with dy/dx from x and y, for `Tensor.pointwise`.
+protocol PointwiseFunction {
+    func value(_ x: Float) -> Float
+    func slope(_ x: Float, _ y: Float) -> Float
+}
+
+struct LeakyReLU: PointwiseFunction {
+    let negativeSlope: Float
+    @inline(__always) func value(_ x: Float) -> Float { x > 0 ? x : negativeSlope * x }
+    @inline(__always) func slope(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : negativeSlope }
+}
+
+struct Sigmoid: PointwiseFunction {
+    @inline(__always) func value(_ x: Float) -> Float { sigmoidScalar(x) }
+    @inline(__always) func slope(_ x: Float, _ y: Float) -> Float { y * (1 - y) }
+}
+
+struct Tanh: PointwiseFunction {
+    @inline(__always) func value(_ x: Float) -> Float { Foundation.tanh(x) }
+    @inline(__always) func slope(_ x: Float, _ y: Float) -> Float { 1 - y * y }
+}
+
+struct Exponential: PointwiseFunction {
+    @inline(__always) func value(_ x: Float) -> Float { Foundation.exp(x) }
+    @inline(__always) func slope(_ x: Float, _ y: Float) -> Float { y }
+}
+
+struct Scale: PointwiseFunction {
+    let factor: Float
+    @inline(__always) func value(_ x: Float) -> Float { x * factor }
+    @inline(__always) func slope(_ x: Float, _ y: Float) -> Float { factor }
+}

@@ -135,14 +135,21 @@ private func transpose(_ source: [Float], into target: inout [Float], batch: Int
                 let s = sb.baseAddress!, t = tb.baseAddress!, add = base == nil ? nil : bb.baseAddress
                 pool.parallelFor(batch) { images in
                     for b in images {
-                        let channelMajor = b * c * positions
-                        for ch in 0..<c {
-                            for n in 0..<positions {
-                                let cm = channelMajor + ch * positions + n, pm = (b * positions + n) * c + ch
-                                if toPositionMajor {
-                                    t[pm] = s[cm]
-                                } else {
-                                    t[cm] = scale * s[pm] + (add?[cm] ?? 0)
+                        let channelMajor = s.advanced(by: 0) + b * c * positions, positionMajor = b * positions * c
+                        // Tiles of 16 channels × 16 positions keep both sides' lines in L1.
+                        for c0 in stride(from: 0, to: c, by: 16) {
+                            for n0 in stride(from: 0, to: positions, by: 16) {
+                                for ch in c0..<min(c, c0 + 16) {
+                                    for n in n0..<min(positions, n0 + 16) {
+                                        let cm = b * c * positions + ch * positions + n, pm = positionMajor + n * c + ch
+                                        if toPositionMajor {
+                                            t[pm] = channelMajor[ch * positions + n]
+                                        } else if let add {
+                                            t[cm] = scale * s[pm] + add[cm]
+                                        } else {
+                                            t[cm] = scale * s[pm]
+                                        }
+                                    }
                                 }
                             }
                         }
