@@ -32,7 +32,7 @@ extension Tensor {
             data.withUnsafeBufferPointer { x in
                 sums.withUnsafeMutableBufferPointer { s in
                     squares.withUnsafeMutableBufferPointer { q in
-                        VectorOps.channelSums(x, batch: n, channels: c, spatial: spatial, sums: s, squares: q)
+                        VectorOps.channelSums(x, batch: n, channels: c, spatial: spatial, sums: s, squares: q, pool: .shared)
                     }
                 }
             }
@@ -59,13 +59,13 @@ extension Tensor {
             normalized.withUnsafeMutableBufferPointer { xhat in
                 inverseStd.withUnsafeBufferPointer { scale in
                     shift.withUnsafeBufferPointer { k in
-                        VectorOps.channelAffine(x, scale: scale, shift: k, batch: n, channels: c, spatial: spatial, into: xhat)
+                        VectorOps.channelAffine(x, scale: scale, shift: k, batch: n, channels: c, spatial: spatial, into: xhat, pool: .shared)
                     }
                 }
                 y.withUnsafeMutableBufferPointer { yb in
                     weight.data.withUnsafeBufferPointer { g in
                         bias.data.withUnsafeBufferPointer { b in
-                            VectorOps.channelAffine(UnsafeBufferPointer(xhat), scale: g, shift: b, batch: n, channels: c, spatial: spatial, into: yb)
+                            VectorOps.channelAffine(UnsafeBufferPointer(xhat), scale: g, shift: b, batch: n, channels: c, spatial: spatial, into: yb, pool: .shared)
                         }
                     }
                 }
@@ -74,9 +74,9 @@ extension Tensor {
         return Tensor(shape: shape, data: y, inputs: [self, weight, bias]) { out in
             var sumDy = [Double](repeating: 0, count: c), sumDyX = sumDy
             out.gradient.withUnsafeBufferPointer { dy in
-                sumDy.withUnsafeMutableBufferPointer { s in VectorOps.channelSums(dy, batch: n, channels: c, spatial: spatial, sums: s) }
+                sumDy.withUnsafeMutableBufferPointer { s in VectorOps.channelSums(dy, batch: n, channels: c, spatial: spatial, sums: s, pool: .shared) }
                 normalized.withUnsafeBufferPointer { xhat in
-                    sumDyX.withUnsafeMutableBufferPointer { d in VectorOps.channelDots(dy, xhat, batch: n, channels: c, spatial: spatial, dots: d) }
+                    sumDyX.withUnsafeMutableBufferPointer { d in VectorOps.channelDots(dy, xhat, batch: n, channels: c, spatial: spatial, dots: d, pool: .shared) }
                 }
             }
             if weight.requiresGradient { weight.accumulateGradient(sumDyX.map { Float($0) }) }
@@ -95,7 +95,7 @@ extension Tensor {
                             xhatScale.withUnsafeBufferPointer { kb in
                                 constant.withUnsafeBufferPointer { k in
                                     VectorOps.channelAffine(dy, scale: ka, plus: xhat, scale: kb, shift: k, batch: n, channels: c,
-                                                            spatial: spatial, into: d)
+                                                            spatial: spatial, into: d, pool: .shared)
                                 }
                             }
                         }

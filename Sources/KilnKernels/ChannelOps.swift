@@ -5,12 +5,12 @@ extension VectorOps {
     /// sums[c] = Σ x over the batch and positions of channel c; if given, squares[c] = Σ x².
     public static func channelSums(
         _ x: UnsafeBufferPointer<Float>, batch: Int, channels: Int, spatial: Int,
-        sums: UnsafeMutableBufferPointer<Double>, squares: UnsafeMutableBufferPointer<Double>? = nil
+        sums: UnsafeMutableBufferPointer<Double>, squares: UnsafeMutableBufferPointer<Double>? = nil, pool: ThreadPool? = nil
     ) {
         requireCount(x.count, atLeast: batch * channels * spatial, "x")
         requireCount(sums.count, atLeast: channels, "sums")
         if let squares { requireCount(squares.count, atLeast: channels, "squares") }
-        for c in 0..<channels {
+        forEachChannel(channels, batch * channels * spatial, pool) { c in
             var total: Double = 0, totalSquares: Double = 0
             for n in 0..<batch {
                 let plane = x.baseAddress! + (n * channels + c) * spatial
@@ -35,15 +35,25 @@ extension VectorOps {
         }
     }
 
+    /// Runs `body` for every channel, over the pool when there is enough work to share.
+    @inline(__always)
+    static func forEachChannel(_ channels: Int, _ elements: Int, _ pool: ThreadPool?, _ body: (Int) -> Void) {
+        guard let pool, pool.threadCount > 1, elements >= 1 << 16, channels > 1 else {
+            for c in 0..<channels { body(c) }
+            return
+        }
+        pool.parallelFor(channels) { range in for c in range { body(c) } }
+    }
+
     /// dots[c] = Σ a·b over the batch and positions of channel c.
     public static func channelDots(
         _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, batch: Int, channels: Int, spatial: Int,
-        dots: UnsafeMutableBufferPointer<Double>
+        dots: UnsafeMutableBufferPointer<Double>, pool: ThreadPool? = nil
     ) {
         requireCount(a.count, atLeast: batch * channels * spatial, "a")
         requireCount(b.count, atLeast: batch * channels * spatial, "b")
         requireCount(dots.count, atLeast: channels, "dots")
-        for c in 0..<channels {
+        forEachChannel(channels, batch * channels * spatial, pool) { c in
             var total: Double = 0
             for n in 0..<batch {
                 let offset = (n * channels + c) * spatial
@@ -57,7 +67,8 @@ extension VectorOps {
     public static func channelAffine(
         _ a: UnsafeBufferPointer<Float>, scale wa: UnsafeBufferPointer<Float>,
         plus b: UnsafeBufferPointer<Float>? = nil, scale wb: UnsafeBufferPointer<Float>? = nil,
-        shift: UnsafeBufferPointer<Float>, batch: Int, channels: Int, spatial: Int, into out: UnsafeMutableBufferPointer<Float>
+        shift: UnsafeBufferPointer<Float>, batch: Int, channels: Int, spatial: Int, into out: UnsafeMutableBufferPointer<Float>,
+        pool: ThreadPool? = nil
     ) {
         let count = batch * channels * spatial
         requireCount(a.count, atLeast: count, "a")
@@ -67,8 +78,8 @@ extension VectorOps {
         if let b { requireCount(b.count, atLeast: count, "b") }
         if let wb { requireCount(wb.count, atLeast: channels, "second scale") }
         kernelRequire((b == nil) == (wb == nil), "a second input needs its scale", kernel: "channelAffine")
-        for n in 0..<batch {
-            for c in 0..<channels {
+        forEachChannel(channels, count, pool) { c in
+            for n in 0..<batch {
                 let offset = (n * channels + c) * spatial
                 let x = a.baseAddress! + offset, y = b.map { $0.baseAddress! + offset }, o = out.baseAddress! + offset
                 let ka = wa[c], kb = wb?[c] ?? 0, k = shift[c]
