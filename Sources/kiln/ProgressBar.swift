@@ -8,8 +8,12 @@ final class ProgressBar {
     private let start = Date()
     private let enabled: Bool
 
-    init(total: Int, label: String, quiet: Bool = false) {
+    /// The rate counts `itemsPerStep` `unit` per step (e.g. images per training step).
+    private let itemsPerStep: Double, unit: String
+
+    init(total: Int, label: String, quiet: Bool = false, itemsPerStep: Int = 1, unit: String = "") {
         (self.total, self.label) = (total, label)
+        (self.itemsPerStep, self.unit) = (Double(itemsPerStep), unit)
         enabled = !quiet && isatty(STDERR_FILENO) != 0
     }
 
@@ -25,7 +29,8 @@ final class ProgressBar {
         let filled = total == 0 ? 20 : min(20, 20 * done / total)
         let eta = rate > 0 ? Double(max(0, total - done)) / rate : 0
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 20 - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %.1f/s ETA %.0f s %@ ", label, bar, done, total, rate, eta, detail).utf8))
+        let speed = unit.isEmpty ? String(format: "%.1f/s", rate) : String(format: "%.0f %@/s", rate * itemsPerStep, unit)
+        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %@ ETA %.0f s %@ ", label, bar, done, total, speed, eta, detail).utf8))
     }
 
     func note(_ message: String) {

@@ -56,7 +56,10 @@ struct TrainCommand: ParsableCommand {
         if !json && trainer.completedEpochs > 0 { print("resuming \(model.rawValue) after epoch \(trainer.completedEpochs)") }
         var bar: ProgressBar?
         try trainer.run(step: { s in
-            if s.step == 1 { bar = ProgressBar(total: s.stepsInEpoch, label: "epoch \(s.epoch)/\(epochs)", quiet: json) }
+            if s.step == 1 {
+                bar = ProgressBar(total: s.stepsInEpoch, label: "epoch \(s.epoch)/\(epochs)", quiet: json,
+                                  itemsPerStep: options.batchSize, unit: "images")
+            }
             bar?.update(s.step, detail: s.values.prefix(2).map { String(format: "%@ %.3f", $0.0, $0.1) }.joined(separator: " "))
         }, epochDone: { summary in
             bar?.finish()
