@@ -67,7 +67,7 @@ extension Attention {
                             lse?[unit * m + i] = -.infinity
                             continue
                         }
-                        let total = expShiftedUnchecked(row, row, ld, shift: largest)
+                        let total = expBelowShiftPadded(row, row, ld, shift: largest)
                         scaleUnchecked(row, 1 / total, ld)
                         lse?[unit * m + i] = largest + log(total)
                     }
@@ -143,7 +143,7 @@ extension Attention {
                             if rows[i] == -.infinity {
                                 row.update(repeating: 0, count: ld)
                             } else {
-                                _ = expShiftedUnchecked(row, row, ld, shift: rows[i])
+                                _ = expBelowShiftPadded(row, row, ld, shift: rows[i])
                             }
                             rowDots[i] = VectorOps.dotUnchecked(dOBase + i * shape.outputPositionStride, oBase + i * shape.outputPositionStride, count: vd)
                         }

@@ -81,6 +81,41 @@ func horizontalMax(_ v: Vector16) -> Float {
     return Swift.max(Swift.max(four[0], four[1]), Swift.max(four[2], four[3]))
 }
 
+/// e^x for x ≤ 0 (softmax after subtracting the row maximum), leaner than `exp16`: the same
+/// reduction and polynomial, 2ⁿ built straight into the exponent bits (valid because x is
+/// clamped to ≥ −87.3, where the result is still a normal float), and x < −87.3 (−∞ included)
+/// giving exactly 0. Relative error ≤ 2e-7 against e^x.
+@inline(__always)
+func expNonPositive16(_ x: Vector16) -> Vector16 {
+    let clamped = vectorMax(x, Vector16(repeating: -87.3))
+    let r = Vector16(repeating: 0x1.8p23)
+    let z = r.addingProduct(clamped, Vector16(repeating: 0x1.715476p+0))
+    let n = z - r
+    let b = clamped.addingProduct(-n, Vector16(repeating: 0x1.62e4p-1)).addingProduct(-n, Vector16(repeating: 0x1.7f7d1cp-20))
+    let u = b * b
+    let high = Vector16(repeating: 0x1.573e2ep-5).addingProduct(Vector16(repeating: 0x1.0e4020p-7), b)
+    let middle = Vector16(repeating: 0x1.fffdb6p-2).addingProduct(Vector16(repeating: 0x1.555e66p-3), b)
+    let low = Vector16(repeating: 1).addingProduct(Vector16(repeating: 0x1.ffffecp-1), b)
+    let j = low.addingProduct(middle.addingProduct(high, u), u)
+    let integer = unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let value = unsafeBitCast(unsafeBitCast(j, to: SIMD16<Int32>.self) &+ (integer &<< 23), to: Vector16.self)
+    return value.replacing(with: 0, where: x .< -87.3)
+}
+
+/// out[i] = e^(x[i] − shift) for x[i] ≤ shift (shift ≥ the row's maximum); returns Σ out[i].
+/// `count` must be a multiple of 16 (padded rows).
+@inline(__always)
+func expBelowShiftPadded(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int, shift: Float) -> Float {
+    var sum = Vector16(), i = 0
+    while i < count {
+        let e = expNonPositive16(x.load16(i) - shift)
+        out.store16(e, at: i)
+        sum += e
+        i += 16
+    }
+    return horizontalSum(sum)
+}
+
 /// e^x for one value with the same polynomial as `exp16` (used in tails so results do not depend
 /// on where a vector boundary falls).
 @inline(__always)

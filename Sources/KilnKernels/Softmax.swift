@@ -64,3 +64,20 @@ func expShiftedUnchecked(_ x: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Fl
     }
     return total
 }
+
+extension VectorOps {
+    /// out[i] = e^x[i] for x[i] ≤ 0 by the lean exponential the materialized attention's softmax
+    /// uses (x < −87.3, −∞ included, gives 0). `out` may be `x`.
+    public static func expOfNonPositive(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, count: Int) {
+        requireCount(x.count, atLeast: count, "x")
+        requireCount(out.count, atLeast: count, "out")
+        var i = 0
+        while i < count {
+            var lanes = Vector16(repeating: -.infinity)
+            for k in 0..<min(16, count - i) { lanes[k] = x[i + k] }
+            let e = expNonPositive16(lanes)
+            for k in 0..<min(16, count - i) { out[i + k] = e[k] }
+            i += 16
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import KilnKernels
 import KilnTestSupport
 import Testing
@@ -102,6 +103,21 @@ import Testing
             #expect(maxError(out, Reference.gelu(x, approximation: .erf), floor: 1) <= 2e-6 * 3)
             VectorOps.gelu(x.buffer, approximation: .tanh, into: out.mutableBuffer, count: size)
             #expect(maxError(out, Reference.gelu(x, approximation: .tanh), floor: 1) <= 2e-6 * 3)
+        }
+    }
+
+    @Test func leanExponentialOfNonPositiveValues() {
+        // Every 1/64 from −90 to 0, plus −∞: relative error against Double exp ≤ 3e-7, and 0 below −87.3.
+        let x: [Float] = (0...5760).map { -Float($0) / 64 } + [-.infinity]
+        var out = [Float](repeating: .nan, count: x.count)
+        VectorOps.expOfNonPositive(x.buffer, into: out.mutableBuffer, count: x.count)
+        for (v, e) in zip(x, out) {
+            if v < -87.3 {
+                #expect(e == 0, "e^\(v)")
+            } else {
+                let exact = Foundation.exp(Double(v))
+                #expect(abs(Double(e) - exact) <= 3e-7 * exact, "e^\(v) = \(e), expected \(exact)")
+            }
         }
     }
 
