@@ -36,12 +36,10 @@ func vectorMax(_ a: Vector16, _ b: Vector16) -> Vector16 { a.replacing(with: b, 
 @inline(__always)
 func vectorMin(_ a: Vector16, _ b: Vector16) -> Vector16 { a.replacing(with: b, where: b .< a) }
 
-/// e^x for 16 lanes with the operations of ggml's AVX-512 `ggml_v_expf` (Arm's optimized-routines
-/// algorithm), FMA for FMA, so SiLU and softmax give llama.cpp's bits: n = round(x·log2 e) by the
-/// 1.5·2²³ trick, b = x − n·ln2 in two FMA steps, a degree-5 polynomial in b, then j·2ⁿ. Error
-/// ≤ 1.5 ulp; |n| > 192 gives 0 (x → −∞) or +∞.
+/// The shared first half of the exponentials: z = 1.5·2²³ + x·log2 e (n = round(x·log2 e) in its
+/// low mantissa bits), n, and j = e^(x − n·ln2) by the degree-5 polynomial.
 @_transparent
-func exp16(_ x: Vector16) -> Vector16 {
+func expReduction(_ x: Vector16) -> (z: Vector16, n: Vector16, j: Vector16) {
     let r = Vector16(repeating: 0x1.8p23)
     let z = r.addingProduct(x, Vector16(repeating: 0x1.715476p+0))
     let n = z - r
@@ -50,7 +48,16 @@ func exp16(_ x: Vector16) -> Vector16 {
     let high = Vector16(repeating: 0x1.573e2ep-5).addingProduct(Vector16(repeating: 0x1.0e4020p-7), b)
     let middle = Vector16(repeating: 0x1.fffdb6p-2).addingProduct(Vector16(repeating: 0x1.555e66p-3), b)
     let low = Vector16(repeating: 1).addingProduct(Vector16(repeating: 0x1.ffffecp-1), b)
-    let j = low.addingProduct(middle.addingProduct(high, u), u)
+    return (z, n, low.addingProduct(middle.addingProduct(high, u), u))
+}
+
+/// e^x for 16 lanes with the operations of ggml's AVX-512 `ggml_v_expf` (Arm's optimized-routines
+/// algorithm), FMA for FMA, so SiLU and softmax give llama.cpp's bits: n = round(x·log2 e) by the
+/// 1.5·2²³ trick, b = x − n·ln2 in two FMA steps, a degree-5 polynomial in b, then j·2ⁿ. Error
+/// ≤ 1.5 ulp; |n| > 192 gives 0 (x → −∞) or +∞.
+@_transparent
+func exp16(_ x: Vector16) -> Vector16 {
+    let (z, n, j) = expReduction(x)
     // j·2ⁿ (vscalefps) as two exact power-of-two factors, so a subnormal result rounds once. n sits
     // in z's low mantissa bits; lanes with |n| > 192 (or non-finite) are replaced below.
     let integer = unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000
@@ -87,16 +94,7 @@ func horizontalMax(_ v: Vector16) -> Float {
 /// giving exactly 0. Relative error ≤ 2e-7 against e^x.
 @inline(__always)
 func expNonPositive16(_ x: Vector16) -> Vector16 {
-    let clamped = vectorMax(x, Vector16(repeating: -87.3))
-    let r = Vector16(repeating: 0x1.8p23)
-    let z = r.addingProduct(clamped, Vector16(repeating: 0x1.715476p+0))
-    let n = z - r
-    let b = clamped.addingProduct(-n, Vector16(repeating: 0x1.62e4p-1)).addingProduct(-n, Vector16(repeating: 0x1.7f7d1cp-20))
-    let u = b * b
-    let high = Vector16(repeating: 0x1.573e2ep-5).addingProduct(Vector16(repeating: 0x1.0e4020p-7), b)
-    let middle = Vector16(repeating: 0x1.fffdb6p-2).addingProduct(Vector16(repeating: 0x1.555e66p-3), b)
-    let low = Vector16(repeating: 1).addingProduct(Vector16(repeating: 0x1.ffffecp-1), b)
-    let j = low.addingProduct(middle.addingProduct(high, u), u)
+    let (z, _, j) = expReduction(vectorMax(x, Vector16(repeating: -87.3)))
     let integer = unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000
     let value = unsafeBitCast(unsafeBitCast(j, to: SIMD16<Int32>.self) &+ (integer &<< 23), to: Vector16.self)
     return value.replacing(with: 0, where: x .< -87.3)
