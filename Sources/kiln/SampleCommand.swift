@@ -14,7 +14,7 @@ struct SampleCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "vae or gan.") var model: ImageModelKind
+    @Argument(help: ArgumentHelp("vae or gan.", valueName: "vae|gan")) var model: ImageModelKind
     @Option(name: .customLong("model"), help: "Checkpoint folder (default: Checkpoints/<model>).") var directory: String?
     @Option(help: "Images to sample (1…100000; default: the grid's size, or 64).") var count: Int?
     @Option(help: "Seed of the latent vectors.") var seed: UInt64 = 0

@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "vae or gan.") var model: ImageModelKind
+    @Argument(help: ArgumentHelp("vae or gan.", valueName: "vae|gan")) var model: ImageModelKind
     @Option(help: "Folder with the Fashion-MNIST IDX files.") var data = FashionMNIST.defaultDirectory
     @Option(help: "Epochs in total (a resumed run stops at the same total).") var epochs = 10
     @Option(help: "Images per step (default: VAE 128, GAN 64).") var batch: Int?
@@ -41,14 +41,15 @@ struct TrainCommand: ParsableCommand {
         if !resume && !overwrite && FileManager.default.fileExists(atPath: weights) {
             throw CLIError("\(directory) already holds a trained \(model.rawValue); pass --resume to continue it or --overwrite to start over")
         }
+        let options = TrainingOptions(kind: model, epochs: epochs, batchSize: batch ?? model.defaultBatchSize, seed: seed,
+                                      outputDirectory: directory, dataDirectory: data, stepsPerEpoch: stepsPerEpoch)
+        // The data and any state to resume are read first, so a bad --data leaves no empty folder.
+        let trainer = try ImageTrainer(options: options, resume: resume)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw CLIError("cannot create \(directory): \(error.localizedDescription)")
         }
-        let options = TrainingOptions(kind: model, epochs: epochs, batchSize: batch ?? model.defaultBatchSize, seed: seed,
-                                      outputDirectory: directory, dataDirectory: data, stepsPerEpoch: stepsPerEpoch)
-        let trainer = try ImageTrainer(options: options, resume: resume)
         if trainer.completedEpochs >= epochs {
             print("\(directory) has already trained \(trainer.completedEpochs) epochs (asked for \(epochs)); nothing to do")
             return
