@@ -1,4 +1,5 @@
 import Foundation
+import KilnKernels
 
 /// Lane-wise operations and their derivatives. Each forward is one pass over the data; each rule
 /// one pass over the gradient (they are memory-bound, so no kernel-layer call is needed).
@@ -11,7 +12,7 @@ extension Tensor {
         data.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { out in
                 let xp = x.baseAddress!, op = out.baseAddress!
-                forEachChunk(x.count) { _, range in
+                ThreadPool.shared.parallelFor(x.count, grain: elementwiseGrain) { range in
                     for i in range { op[i] = f.value(xp[i]) }
                 }
             }
@@ -22,7 +23,7 @@ extension Tensor {
                 y.withUnsafeBufferPointer { yb in
                     g.withUnsafeMutableBufferPointer { gb in
                         let xp = x.baseAddress!, yp = yb.baseAddress!, gp = gb.baseAddress!
-                        forEachChunk(gb.count) { _, range in
+                        ThreadPool.shared.parallelFor(gb.count, grain: elementwiseGrain) { range in
                             for i in range { gp[i] *= f.slope(xp[i], yp[i]) }
                         }
                     }

@@ -1,3 +1,6 @@
+import Foundation
+import KilnKernels
+
 /// The training objectives of the image models, each a fused operation with a closed-form gradient.
 extension Tensor {
     /// Binary cross-entropy of logits against targets in [0, 1], per element
@@ -5,15 +8,21 @@ extension Tensor {
     /// element count for PyTorch's mean, the batch size for a per-image sum).
     public func binaryCrossEntropy(logitsAgainst targets: [Float], dividedBy divisor: Float) -> Tensor {
         precondition(targets.count == count, "\(targets.count) targets for \(count) logits")
-        var partial = [Double](repeating: 0, count: chunkCount(count, threshold: 1 << 13))
+        // Sums per block of 8192 logits (fixed blocks, so the total does not depend on the threads).
+        let block = 8192, blocks = (count + block - 1) / block
+        var partial = [Double](repeating: 0, count: blocks)
         data.withUnsafeBufferPointer { logits in
             targets.withUnsafeBufferPointer { t in
                 partial.withUnsafeMutableBufferPointer { sums in
                     let l = logits.baseAddress!, tp = t.baseAddress!, sp = sums.baseAddress!
-                    forEachChunk(count, threshold: 1 << 13) { chunk, range in
-                        var total: Double = 0
-                        for i in range { total += Double(max(l[i], 0) - l[i] * tp[i] + softplusOfNegativeMagnitude(l[i])) }
-                        sp[chunk] = total
+                    ThreadPool.shared.parallelFor(blocks) { range in
+                        for b in range {
+                            var total: Double = 0
+                            for i in (b * block)..<min(count, (b + 1) * block) {
+                                total += Double(max(l[i], 0) - l[i] * tp[i] + softplusOfNegativeMagnitude(l[i]))
+                            }
+                            sp[b] = total
+                        }
                     }
                 }
             }
@@ -26,7 +35,7 @@ extension Tensor {
                 targets.withUnsafeBufferPointer { t in
                     g.withUnsafeMutableBufferPointer { gb in
                         let l = logits.baseAddress!, tp = t.baseAddress!, gp = gb.baseAddress!
-                        forEachChunk(gb.count, threshold: 1 << 13) { _, range in
+                        ThreadPool.shared.parallelFor(gb.count, grain: 1 << 13) { range in
                             for i in range { gp[i] = (sigmoidScalar(l[i]) - tp[i]) * scale }
                         }
                     }
@@ -74,4 +83,3 @@ public func reparameterize(mean mu: Tensor, logVariance logvar: Tensor, noise ep
     }
 }
 
-import Foundation

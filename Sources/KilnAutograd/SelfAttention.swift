@@ -125,36 +125,19 @@ extension Tensor {
     }
 }
 
-/// [batch][channels][positions] ↔ [batch][positions][channels], one image per task; going back to
-/// channel-major, `scale` multiplies and `adding` (channel-major) is added.
+/// [batch][channels][positions] ↔ [batch][positions][channels] through the kernel layer; going
+/// back to channel-major, `scale` multiplies and `adding` (channel-major) is added.
 private func transpose(_ source: [Float], into target: inout [Float], batch: Int, channels c: Int, positions: Int,
                        toPositionMajor: Bool, scale: Float = 1, adding base: [Float]? = nil, pool: ThreadPool) {
+    let (rows, columns) = toPositionMajor ? (c, positions) : (positions, c)
     source.withUnsafeBufferPointer { sb in
         target.withUnsafeMutableBufferPointer { tb in
-            (base ?? []).withUnsafeBufferPointer { bb in
-                let s = sb.baseAddress!, t = tb.baseAddress!, add = base == nil ? nil : bb.baseAddress
-                pool.parallelFor(batch) { images in
-                    for b in images {
-                        let channelMajor = s.advanced(by: 0) + b * c * positions, positionMajor = b * positions * c
-                        // Tiles of 16 channels × 16 positions keep both sides' lines in L1.
-                        for c0 in stride(from: 0, to: c, by: 16) {
-                            for n0 in stride(from: 0, to: positions, by: 16) {
-                                for ch in c0..<min(c, c0 + 16) {
-                                    for n in n0..<min(positions, n0 + 16) {
-                                        let cm = b * c * positions + ch * positions + n, pm = positionMajor + n * c + ch
-                                        if toPositionMajor {
-                                            t[pm] = channelMajor[ch * positions + n]
-                                        } else if let add {
-                                            t[cm] = scale * s[pm] + add[cm]
-                                        } else {
-                                            t[cm] = scale * s[pm]
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
+            if let base {
+                base.withUnsafeBufferPointer { bb in
+                    VectorOps.transposeBatched(sb, batch: batch, rows: rows, columns: columns, scale: scale, adding: bb, into: tb, pool: pool)
                 }
+            } else {
+                VectorOps.transposeBatched(sb, batch: batch, rows: rows, columns: columns, scale: scale, into: tb, pool: pool)
             }
         }
     }

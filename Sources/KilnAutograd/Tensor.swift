@@ -1,3 +1,5 @@
+import KilnKernels
+
 /// A float32 array with a shape that can take part in reverse-mode differentiation.
 ///
 /// A tensor records how it was made only when one of its inputs is trainable (`requiresGradient`)
@@ -72,7 +74,7 @@ public final class Tensor {
         gradient.withUnsafeMutableBufferPointer { dst in
             g.withUnsafeBufferPointer { src in
                 let d = dst.baseAddress!, s = src.baseAddress!
-                forEachChunk(dst.count) { _, range in
+                ThreadPool.shared.parallelFor(dst.count, grain: elementwiseGrain) { range in
                     for i in range { d[i] += s[i] }
                 }
             }

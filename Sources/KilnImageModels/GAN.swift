@@ -1,3 +1,4 @@
+import Foundation
 import KilnAutograd
 import KilnLayers
 
@@ -104,5 +105,3 @@ public struct GANTrainer {
                              realScore: meanSigmoid(realLogits), fakeScore: meanSigmoid(fakeLogits))
     }
 }
-
-import Foundation

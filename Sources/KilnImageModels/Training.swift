@@ -1,6 +1,7 @@
 import Foundation
 import KilnAutograd
 import KilnFormats
+import KilnKernels
 import KilnLayers
 
 /// What `kiln train` was asked to do.
@@ -123,7 +124,7 @@ public final class ImageTrainer {
             let epoch = completedEpochs + 1
             var batches = train.epochBatches(batchSize: options.batchSize, seed: options.seed, epoch: epoch)
             if let limit = options.stepsPerEpoch { batches = Array(batches.prefix(limit)) }
-            let start = monotonicSeconds()
+            let start = monotonicNanoseconds()
             for (index, batch) in batches.enumerated() {
                 let values = self.step(batch, epoch: epoch, index: index)
                 guard values.allSatisfy({ $0.1.isFinite }) else {
@@ -133,7 +134,7 @@ public final class ImageTrainer {
                 try log.append(record)
                 step(record)
             }
-            let seconds = monotonicSeconds() - start
+            let seconds = Double(monotonicNanoseconds() - start) * 1e-9
             let evaluation = try vae.map { model in try testNegativeELBO(model) }
             completedEpochs = epoch
             try saveCheckpoint(testNegativeELBO: evaluation)
@@ -267,4 +268,3 @@ struct TrainingLog {
     }
 }
 
-func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

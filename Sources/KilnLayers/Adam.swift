@@ -39,17 +39,12 @@ public final class Adam {
                     t.data.withUnsafeMutableBufferPointer { w in
                         g.withUnsafeBufferPointer { gb in
                             let mp = m.baseAddress!, vp = v.baseAddress!, wp = w.baseAddress!, gp = gb.baseAddress!
-                            let pool = ThreadPool.shared
-                            let chunks = w.count >= 1 << 15 && pool.threadCount > 1 ? 4 * pool.threadCount : 1
-                            let size = (w.count + chunks - 1) / chunks
-                            pool.parallelFor(chunks) { indices in
-                                for c in indices {
-                                    for i in (c * size)..<min(w.count, (c + 1) * size) {
-                                        mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
-                                        vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
-                                        // PyTorch: denom = √v / √(1−β₂ᵗ) + ε; p −= (lr/(1−β₁ᵗ))·m/denom.
-                                        wp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / rootCorrection2 + eps)
-                                    }
+                            ThreadPool.shared.parallelFor(w.count, grain: 1 << 14) { range in
+                                for i in range {
+                                    mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
+                                    vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
+                                    // PyTorch: denom = √v / √(1−β₂ᵗ) + ε; p −= (lr/(1−β₁ᵗ))·m/denom.
+                                    wp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / rootCorrection2 + eps)
                                 }
                             }
                         }

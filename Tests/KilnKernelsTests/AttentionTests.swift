@@ -63,27 +63,14 @@ import Testing
         return (q, k, v, mask)
     }
 
-    @Test(arguments: cases) func forwardMatchesMaterializedReference(c: Case) {
-        let (q, k, v, mask) = Self.inputs(c, seed: 11)
+    /// The fused kernel and the score-matrix form (GEMM, masked softmax, GEMM) on every mode.
+    @Test(arguments: cases, [false, true])
+    func forwardMatchesReference(c: Case, materialized: Bool) {
+        let (q, k, v, mask) = Self.inputs(c, seed: materialized ? 12 : 11)
         var out = [Float](repeating: .nan, count: c.shape.outputExtent)
         var lse = [Float](repeating: .nan, count: c.shape.rowCount)
-        Attention.forward(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask?.buffer,
-                          query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer,
-                          logSumExp: lse.mutableBuffer)
-        let expected = Reference.attention(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask,
-                                           query: q, key: k, value: v)
-        #expect(maxError(out, expected.output) <= 2e-5)
-        #expect(maxError(lse, expected.logSumExp) <= 2e-5)
-    }
-
-    /// The score-matrix form (GEMM, masked softmax, GEMM) on every mode the fused kernel serves.
-    @Test(arguments: cases) func materializedMatchesReference(c: Case) {
-        let (q, k, v, mask) = Self.inputs(c, seed: 12)
-        var out = [Float](repeating: .nan, count: c.shape.outputExtent)
-        var lse = [Float](repeating: .nan, count: c.shape.rowCount)
-        Attention.forwardMaterialized(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask?.buffer,
-                                      query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer,
-                                      logSumExp: lse.mutableBuffer)
+        let forward = materialized ? Attention.forwardMaterialized : Attention.forward
+        forward(c.shape, c.scale, c.masking, mask?.buffer, q.buffer, k.buffer, v.buffer, out.mutableBuffer, lse.mutableBuffer, .shared)
         let expected = Reference.attention(shape: c.shape, scale: c.scale, masking: c.masking, keyMask: mask,
                                            query: q, key: k, value: v)
         #expect(maxError(out, expected.output) <= 2e-5)

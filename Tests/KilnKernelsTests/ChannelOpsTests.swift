@@ -40,3 +40,26 @@ import Testing
         #expect(maxError(out, (0..<count).map { i in let c = (i / spatial) % channels; return a[i] * wa[c] + shift[c] }, floor: 1) < 1e-6)
     }
 }
+
+@Suite struct TransposeTests {
+    // Sizes below, at and across the 16 × 16 tile, with and without a pool and an added term.
+    @Test(arguments: [(1, 1), (7, 49), (16, 16), (64, 196), (33, 17)])
+    func transposeMatchesScalarLoop(shape: (Int, Int)) {
+        var rng = SeededGenerator(seed: UInt64(shape.0 * 1000 + shape.1))
+        let (rows, columns, batch) = (shape.0, shape.1, 3)
+        let x = rng.floats(batch * rows * columns), extra = rng.floats(batch * rows * columns)
+        var plain = [Float](repeating: .nan, count: x.count), scaled = plain
+        VectorOps.transposeBatched(x.buffer, batch: batch, rows: rows, columns: columns, into: plain.mutableBuffer)
+        VectorOps.transposeBatched(x.buffer, batch: batch, rows: rows, columns: columns, scale: 0.5, adding: extra.buffer,
+                                   into: scaled.mutableBuffer, pool: .shared)
+        for b in 0..<batch {
+            for i in 0..<rows {
+                for j in 0..<columns {
+                    let t = b * rows * columns + j * rows + i, s = b * rows * columns + i * columns + j
+                    #expect(plain[t] == x[s])
+                    #expect(scaled[t] == 0.5 * x[s] + extra[t])
+                }
+            }
+        }
+    }
+}
