@@ -1,19 +1,18 @@
 import Foundation
 
-/// Where the shared, read-only fixtures live: $KILN_SHARED, else ../shared beside the checkout.
+/// Where the tests' fixtures live: `Tests/Fixtures/` in the checkout (recorded data, committed),
+/// with the few large files `scripts/setup` fetches (llama.cpp's vocab-only GGUFs) beside them.
 public enum Fixtures {
-    public static var sharedDirectory: URL {
-        if let path = ProcessInfo.processInfo.environment["KILN_SHARED"] { return URL(fileURLWithPath: path) }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }
-
     public static var repositoryRoot: URL {
         // Sources/KilnTestSupport/Fixtures.swift → repository root
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    public static func shared(_ relativePath: String) -> URL {
-        sharedDirectory.appendingPathComponent(relativePath)
+    public static var directory: URL { repositoryRoot.appendingPathComponent("Tests/Fixtures") }
+
+    /// A fixture by its path under `Tests/Fixtures/`.
+    public static func url(_ relativePath: String) -> URL {
+        directory.appendingPathComponent(relativePath)
     }
 
     /// True on CI (CI=true), where a missing model or fixture must fail a test rather than skip it.

@@ -48,7 +48,7 @@ private func referenceBlock(_ x: [Double], _ p: [[Double]], batch: Int, channels
 
     @Test(arguments: ["c7", "c14"])
     func matchesGoldenForward(case name: String) throws {
-        let npz = try NPZArchive(contentsOf: Fixtures.shared("reference/images/attention_golden.npz"))
+        let npz = try NPZArchive(contentsOf: Fixtures.url("images/attention_golden.npz"))
         let x = try #require(npz["\(name)_x"])
         let keys = ["q_w", "q_b", "k_w", "k_b", "v_w", "v_b", "gamma"]
         let arrays = try keys.map { try #require(npz["\(name)_\($0)"]).values.map(Float.init) }

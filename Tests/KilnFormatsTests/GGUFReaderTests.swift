@@ -160,7 +160,7 @@ import Testing
     }
 
     @Test func readsLlamaCppVocabularies() throws {
-        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let directory = Fixtures.url("tokenizers/llama-cpp-vocab")
         let names = ["bert-bge", "gpt-2", "llama-bpe", "llama-spm", "phi-3", "qwen2", "starcoder"]
         for name in names {
             let path = directory.appendingPathComponent("ggml-vocab-\(name).gguf").path

@@ -202,7 +202,7 @@ import Testing
     /// The SAGAN block y = x + γ·softmax(qᵀk)·vᵀ with q, k, v from 1×1 convolutions, checked against
     /// PyTorch's float64 output (attention_golden.npz) within 1e-5 (float32 arithmetic).
     @Test(arguments: ["c7", "c14"]) func selfAttentionBlockMatchesGolden(tag: String) throws {
-        let url = Fixtures.shared("reference/images/attention_golden.npz")
+        let url = Fixtures.url("images/attention_golden.npz")
         guard FileManager.default.fileExists(atPath: url.path) else {
             Issue.record("missing fixture \(url.path)")
             return

@@ -37,7 +37,7 @@ import Testing
         #expect(tokenizer.specialTokens.endOfGeneration == [0, 2, 4])  // as llama.cpp reports for this file
         #expect(tokenizer.specialTokens.bos == 1 && tokenizer.specialTokens.eos == 2 && !tokenizer.addsBOS)
         let fixture = try JSONDecoder().decode(
-            SmolFixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/llm/tokenization.json")))
+            SmolFixture.self, from: Data(contentsOf: Fixtures.url("llm/tokenization.json")))
         for c in fixture.cases {
             #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == c.ids, "\(c.id) special")
             #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: false) == c.ids_no_special, "\(c.id) plain")
@@ -48,7 +48,7 @@ import Testing
 
     /// One tokenizer serves many threads: concurrent encodes equal the sequential ones.
     @Test func concurrentUseGivesTheSameIds() async throws {
-        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let directory = Fixtures.url("tokenizers/llama-cpp-vocab")
         let tokenizer = try byteLevelTokenizer(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-gpt-2.gguf").path))
         let texts = (0..<64).map { "Line \($0): the kiln's glaze melts at 1,2\($0)0°C — 陶器 🦙" }
         let sequential = texts.map { tokenizer.encode($0, addSpecial: false, parseSpecial: false) }

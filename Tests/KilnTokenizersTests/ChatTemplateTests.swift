@@ -22,7 +22,7 @@ import Testing
         let renders: [Render]
     }
 
-    static let directory = Fixtures.shared("fixtures/chat-templates")
+    static let directory = Fixtures.url("chat-templates")
     static var names: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
             .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()

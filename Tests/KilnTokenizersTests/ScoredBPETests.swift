@@ -8,7 +8,7 @@ import Testing
 @Suite struct ScoredBPETests {
     @Test(arguments: ["llama-spm", "phi-3"]) func matchesLlamaCppVocabularyTests(name: String) throws {
         try VocabFixture.check(name, roundTrip: true, scoredTokenizer)
-        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let directory = Fixtures.url("tokenizers/llama-cpp-vocab")
         let tokenizer = try scoredTokenizer(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-\(name).gguf").path))
         #expect(tokenizer.encode("", addSpecial: true, parseSpecial: false) == [1])
     }

@@ -43,7 +43,7 @@ import Testing
             "added_tokens": types.enumerated().filter { $0.element == 3 }.map { ["id": $0.offset, "content": tokens[$0.offset], "special": true] },
         ]
         let tokenizer = try TokenizerJSON.load(JSONSerialization.data(withJSONObject: json))
-        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/llm/tokenization.json")))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.url("llm/tokenization.json")))
         for c in fixture.cases {
             #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == c.ids, "\(c.id)")
             #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: false) == c.ids_no_special, "\(c.id) plain")

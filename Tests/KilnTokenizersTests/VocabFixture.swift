@@ -18,7 +18,7 @@ struct VocabFixture: Decodable {
     /// every case's ids (add_special and parse_special off, as test-tokenizer-0 runs them);
     /// `roundTrip` also checks that decoding the expected ids gives the text back.
     static func check<T: Tokenizer>(_ name: String, roundTrip: Bool, _ make: (GGUFFile) throws -> T) throws {
-        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let directory = Fixtures.url("tokenizers/llama-cpp-vocab")
         let fixtureURL = directory.appendingPathComponent("ggml-vocab-\(name).json")
         guard FileManager.default.fileExists(atPath: fixtureURL.path) else {
             Issue.record("missing fixture \(fixtureURL.path)")

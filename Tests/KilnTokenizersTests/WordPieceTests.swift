@@ -24,7 +24,7 @@ import Testing
             return
         }
         let tokenizer = try #require(try TokenizerJSON.load(contentsOf: path) as? WordPieceTokenizer)
-        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/embeddings/embeddings.json")))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.url("embeddings/embeddings.json")))
         #expect(fixture.items.count == 100)
         for item in fixture.items {
             // sentence-transformers truncates at max_seq_length 256, [CLS] and [SEP] included.
@@ -37,7 +37,7 @@ import Testing
 
     @Test func bertGGUFMatchesLlamaCpp() throws {
         try VocabFixture.check("bert-bge", roundTrip: false, wordPieceTokenizer)
-        let directory = Fixtures.shared("fixtures/tokenizers/llama-cpp-vocab")
+        let directory = Fixtures.url("tokenizers/llama-cpp-vocab")
         let tokenizer = try wordPieceTokenizer(from: try GGUFFile(path: directory.appendingPathComponent("ggml-vocab-bert-bge.gguf").path))
         #expect(tokenizer.encode("Hello", addSpecial: true, parseSpecial: false).first == 101)
     }

@@ -22,7 +22,7 @@ import Testing
             return
         }
         let model = try BertModel(folder: folder)
-        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/embeddings/embeddings.json")))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.url("embeddings/embeddings.json")))
         // Batches of similar length, as an embedder would form them.
         let items = fixture.items.sorted { $0.input_ids.count < $1.input_ids.count }
         var worst: Float = 1

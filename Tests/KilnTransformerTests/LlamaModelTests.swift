@@ -28,7 +28,7 @@ import Testing
     /// Kiln follows llama.cpp's CPU arithmetic step for step, so the logits are the same floats.
     @Test(arguments: ["s-logits-01", "s-logits-02", "s-logits-03"]) func lastPositionLogitsMatchLlamaCpp(name: String) throws {
         guard let model = try Self.model() else { return }
-        let directory = Fixtures.shared("fixtures/llm/logits")
+        let directory = Fixtures.url("llm/logits")
         let meta = try JSONDecoder().decode(LogitsCase.self, from: Data(contentsOf: directory.appendingPathComponent("\(name).json")))
         let expected = try Data(contentsOf: directory.appendingPathComponent(meta.file)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         try model.forward(meta.prompt_ids, startPosition: 0)
@@ -66,7 +66,7 @@ import Testing
     /// llama.cpp's own top-1 − top-2 margin is below 0.1 (a genuine near-tie) and is printed.
     @Test func greedyContinuationsMatchLlamaCpp() throws {
         guard let model = try Self.model() else { return }
-        let fixture = try JSONDecoder().decode(GreedyFixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/llm/greedy.json")))
+        let fixture = try JSONDecoder().decode(GreedyFixture.self, from: Data(contentsOf: Fixtures.url("llm/greedy.json")))
         var nearTies: [String] = []
         for c in fixture.cases {
             let generated = try Self.greedy(model, prompt: c.prompt_ids, steps: c.generated_ids.count)
@@ -101,7 +101,7 @@ import Testing
             return
         }
         let template = try ChatTemplate(source)
-        let fixture = try JSONDecoder().decode(ChatFixture.self, from: Data(contentsOf: Fixtures.shared("fixtures/llm/chat.json")))
+        let fixture = try JSONDecoder().decode(ChatFixture.self, from: Data(contentsOf: Fixtures.url("llm/chat.json")))
         for c in fixture.cases {
             let rendered = try template.render(messages: c.messages, addGenerationPrompt: true)
             #expect(rendered == c.rendered_prompt, "\(c.id): rendered prompt differs")
