@@ -72,8 +72,8 @@ let package = Package(
             dependencies: ["KilnLayers", "KilnAutograd", "KilnKernels", "KilnFormats"],
             swiftSettings: nativeSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
-        // File formats (GGUF, later safetensors and PNG): depends on nothing of Kiln's.
-        .target(name: "KilnFormats", dependencies: ["CKilnPNG", "CKilnZlib"], swiftSettings: nativeSwift),
+        // File formats (GGUF, safetensors, IDX, PNG): only C shims (the ggml type table comes from CKilnKernels).
+        .target(name: "KilnFormats", dependencies: ["CKilnPNG", "CKilnZlib", "CKilnKernels"], swiftSettings: nativeSwift),
         // Tokenizers behind one protocol: depends on nothing of Kiln's (vocabularies come in as arrays).
         .target(name: "KilnTokenizers", dependencies: ["CKilnSentencePiece"], swiftSettings: nativeSwift),
         // Vector search on the kernels (no models, no tensors); index files through KilnFormats.

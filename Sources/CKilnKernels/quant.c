@@ -1,4 +1,6 @@
-// Quantized block kernels (see include/kiln_quant.h for the formats).
+// The AVX-512 VNNI tiles of Q4_1 and Q8_0, the types whose llama.cpp order is lane-wise and whose
+// speed SmolLM2 Q4_1 depends on; every other type takes quant_types.c's exact kernels. Also the
+// f16/bf16 conversions and the q8_0/q8_1 activation quantization (formats in kiln_quant.h).
 //
 // The AVX-512 VNNI path widens the weight nibbles to bytes in activation order and multiplies them
 // with vpdpbusd (unsigned x signed; signed weights through |w| and a sign-flipped activation).
@@ -6,6 +8,7 @@
 // products" below), so Kiln and llama.cpp produce the same bits from the same file. A portable
 // path computes the same sums and float steps one output at a time.
 #include "kiln_quant.h"
+#include "quant_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,15 +26,6 @@
 #endif
 
 int kiln_quant_uses_vnni(void) { return KILN_VNNI; }
-
-size_t kiln_quant_block_bytes(int type) {
-    switch (type) {
-    case KILN_QTYPE_Q4_0: return 18;
-    case KILN_QTYPE_Q4_1: return 20;
-    case KILN_QTYPE_Q8_0: return 34;
-    default: return 0;
-    }
-}
 
 // ---- f16 / bf16 ----------------------------------------------------------------------------
 
@@ -125,43 +119,7 @@ void kiln_quantize_activations(const float *x, int64_t blockCount, KilnQ8Activat
         out.sums[base + b] = kiln_f16_to_f32_scalar(kiln_f32_to_f16(d * (float)sum));
         out.integerSums[base + b] = sum;
     }
-}
-
-// ---- dequantization ------------------------------------------------------------------------
-
-static inline uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-void kiln_dequantize(int type, const void *blocks, int64_t blockCount, float *out) {
-    const uint8_t *p = (const uint8_t *)blocks;
-    const size_t bytes = kiln_quant_block_bytes(type);
-    for (int64_t b = 0; b < blockCount; b++, p += bytes, out += KILN_QK) {
-        const float d = kiln_f16_to_f32_scalar(load_u16(p));
-        switch (type) {
-        case KILN_QTYPE_Q4_0:
-            for (int j = 0; j < 16; j++) {
-                out[j] = d * (float)((p[2 + j] & 0x0F) - 8);
-                out[j + 16] = d * (float)((p[2 + j] >> 4) - 8);
-            }
-            break;
-        case KILN_QTYPE_Q4_1: {
-            const float m = kiln_f16_to_f32_scalar(load_u16(p + 2));
-            for (int j = 0; j < 16; j++) {
-                out[j] = d * (float)(p[4 + j] & 0x0F) + m;
-                out[j + 16] = d * (float)(p[4 + j] >> 4) + m;
-            }
-            break;
-        }
-        case KILN_QTYPE_Q8_0:
-            for (int j = 0; j < 32; j++) out[j] = d * (float)(int8_t)p[2 + j];
-            break;
-        default:
-            return;
-        }
-    }
+    if (out.kValues) kiln_quantize_q8_K(x, blockCount / 8, out, row);
 }
 
 // ---- dot products --------------------------------------------------------------------------
@@ -176,12 +134,6 @@ void kiln_dequantize(int type, const void *blocks, int64_t blockCount, float *ou
 KILN_ALWAYS_INLINE void block_lanes_portable(int type, const uint8_t *p, const int8_t *a, int32_t lanes[8]) {
     int32_t w[KILN_QK];
     switch (type) {
-    case KILN_QTYPE_Q4_0:
-        for (int j = 0; j < 16; j++) {
-            w[j] = (p[2 + j] & 0x0F) - 8;
-            w[j + 16] = (p[2 + j] >> 4) - 8;
-        }
-        break;
     case KILN_QTYPE_Q4_1:
         for (int j = 0; j < 16; j++) {
             w[j] = p[4 + j] & 0x0F;
@@ -279,8 +231,6 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
                     summs[r0][t] = fmaf(m0, s, summs[r0][t]);
                     if (r1 != r0) summs[r1][t] = fmaf(m1, s, summs[r1][t]);
                 }
-            } else if (type == KILN_QTYPE_Q4_0) {
-                w = _mm512_sub_epi8(unpack_nibble_pair(p0 + 2, p1 + 2), _mm512_set1_epi8(8));
             } else {
                 w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
                                        _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
@@ -340,6 +290,10 @@ KILN_ALWAYS_INLINE void tile_portable(int type, const uint8_t *base, size_t rowB
 
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
     float sum = 0.0f;
+    if (type != KILN_QTYPE_Q4_1 && type != KILN_QTYPE_Q8_0) {
+        kiln_quant_matmul_exact(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
+        return sum;
+    }
     // A one-row "matrix"; outStride 0 sends the result for token `row` to index 0.
     KILN_TILE(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
     return sum;
@@ -364,10 +318,12 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
                        int64_t outStride) {
     const uint8_t *base = (const uint8_t *)weights;
     switch (type) {
-    case KILN_QTYPE_Q4_0: KILN_MATMUL_BODY(KILN_QTYPE_Q4_0) break;
     case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
     case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
-    default: break;
+    default:
+        kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, 0, tokenCount, out,
+                                outStride);
+        break;
     }
 }
 

@@ -1,19 +1,62 @@
 import CKilnKernels
 
-/// GGUF block-quantized weight formats (ggml type numbers as raw values).
-public enum QuantizationType: Int32, Sendable, CaseIterable {
-    case q4_0 = 2
-    case q4_1 = 3
-    case q8_0 = 8
+/// GGUF block-quantized weight formats with Kiln kernels (ggml type numbers as raw values). Every
+/// property comes from the one type table in the C kernels (`kiln_quant_type_info`): a new type is
+/// a row there plus its kernels.
+public struct QuantizationType: RawRepresentable, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    public let rawValue: Int32
+    // The table row (static C data) of this type.
+    var info: KilnQuantTypeInfo { kiln_quant_type_info(rawValue)!.pointee }
 
-    /// Weights per block.
+    /// The type with ggml number `rawValue`, when it is a block type Kiln can multiply by.
+    public init?(rawValue: Int32) {
+        guard let info = kiln_quant_type_info(rawValue)?.pointee, info.hasKernels != 0,
+              info.activation != Int32(KILN_ACTIVATION_NONE.rawValue) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    private init(_ type: KilnQuantType) { self.init(rawValue: Int32(type.rawValue))! }
+
+    public static let q4_0 = Self(KILN_QTYPE_Q4_0)
+    public static let q4_1 = Self(KILN_QTYPE_Q4_1)
+    public static let q5_0 = Self(KILN_QTYPE_Q5_0)
+    public static let q5_1 = Self(KILN_QTYPE_Q5_1)
+    public static let q8_0 = Self(KILN_QTYPE_Q8_0)
+    public static let q2_K = Self(KILN_QTYPE_Q2_K)
+    public static let q3_K = Self(KILN_QTYPE_Q3_K)
+    public static let q4_K = Self(KILN_QTYPE_Q4_K)
+    public static let q5_K = Self(KILN_QTYPE_Q5_K)
+    public static let q6_K = Self(KILN_QTYPE_Q6_K)
+    public static let iq4_nl = Self(KILN_QTYPE_IQ4_NL)
+    public static let iq4_xs = Self(KILN_QTYPE_IQ4_XS)
+
+    /// Every type of the table that has block kernels, in ggml's numbering order.
+    public static var allCases: [QuantizationType] {
+        var count: Int32 = 0
+        let table = kiln_quant_type_table(&count)!
+        return (0..<Int(count)).compactMap { QuantizationType(rawValue: table[$0].type) }
+    }
+
+    /// ggml's name of the type ("Q4_K").
+    public var description: String { String(cString: info.name) }
+
+    /// Weights per block: 32 for the legacy types, 256 for the K-quants and IQ4_XS.
+    public var blockElements: Int { Int(info.blockElements) }
+
+    /// Bytes per block.
+    public var blockBytes: Int { Int(info.blockBytes) }
+
+    /// Whether the products read 256-value q8_K activations (else 32-value q8_0 blocks).
+    public var usesSuperBlockActivations: Bool { info.activation == Int32(KILN_ACTIVATION_Q8_K.rawValue) }
+
+    /// Bytes of one row of `columns` weights (columns must be a multiple of `blockElements`).
+    public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }
+
+    public static func == (a: Self, b: Self) -> Bool { a.rawValue == b.rawValue }
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
+    /// Weights per block of the 32-value activation blocks every type's activations are built from.
     public static let blockSize = 32
-
-    /// Bytes per block of 32 weights.
-    public var blockBytes: Int { Int(kiln_quant_block_bytes(rawValue)) }
-
-    /// Bytes of one row of `columns` weights (columns must be a multiple of 32).
-    public func rowBytes(columns: Int) -> Int { columns / Self.blockSize * blockBytes }
 }
 
 /// Activations quantized to 8-bit blocks as llama.cpp does before a quantized product
@@ -29,6 +72,13 @@ public final class QuantizedActivations: @unchecked Sendable {
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Float>
     let integerSums: UnsafeMutablePointer<Int32>
+    // q8_K super-blocks for the K-quant products, when the columns fill whole super-blocks.
+    let superValues: UnsafeMutablePointer<Int8>?
+    let superScales: UnsafeMutablePointer<Float>?
+    let superSums: UnsafeMutablePointer<Int16>?
+
+    /// Whether K-quant products can read these activations (columns a multiple of 256).
+    public var hasSuperBlocks: Bool { superValues != nil }
 
     /// Room for `rows` rows of `columns` values; columns must be a positive multiple of 32.
     public init(columns: Int, rows: Int = 1) {
@@ -44,6 +94,16 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales = .allocate(capacity: blocks)
         sums = .allocate(capacity: blocks)
         integerSums = .allocate(capacity: blocks)
+        if columns % 256 == 0 {
+            superValues = UnsafeMutableRawPointer.allocate(byteCount: rows * columns, alignment: 64)
+                .bindMemory(to: Int8.self, capacity: rows * columns)
+            superScales = .allocate(capacity: blocks / 8)
+            superSums = .allocate(capacity: blocks * 2)
+        } else {
+            superValues = nil
+            superScales = nil
+            superSums = nil
+        }
     }
 
     deinit {
@@ -51,6 +111,9 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales.deallocate()
         sums.deallocate()
         integerSums.deallocate()
+        superValues?.deallocate()
+        superScales?.deallocate()
+        superSums?.deallocate()
     }
 
     /// Quantizes `rows` rows of `columns` floats (row-major, contiguous).
@@ -64,7 +127,8 @@ public final class QuantizedActivations: @unchecked Sendable {
     }
 
     var raw: KilnQ8Activations {
-        KilnQ8Activations(values: values, scales: scales, sums: sums, integerSums: integerSums)
+        KilnQ8Activations(values: values, scales: scales, sums: sums, integerSums: integerSums,
+                          kValues: superValues, kScales: superScales, kSums: superSums)
     }
 
     /// Row `row`'s int8 values, scales (f16-rounded d) and llama.cpp's q8_1 sums, for inspection.
@@ -135,6 +199,8 @@ public enum QuantizedOps {
         let tokens = activations.rowCount
         kernelRequire(rows >= 0, "rows must be non-negative, got \(rows)", kernel: kernel)
         kernelRequire(outputStride >= rows, "outputStride \(outputStride) is smaller than rows \(rows)", kernel: kernel)
+        kernelRequire(activations.columns % type.blockElements == 0 && (!type.usesSuperBlockActivations || activations.hasSuperBlocks),
+                      "\(type) rows need a multiple of \(type.blockElements) columns, got \(activations.columns)", kernel: kernel)
         requireCount(weightBytes, atLeast: rows * type.rowBytes(columns: activations.columns), "weights (bytes)", kernel: kernel)
         if tokens > 0 && rows > 0 { requireCount(outputCount, atLeast: (tokens - 1) * outputStride + rows, "output", kernel: kernel) }
     }
@@ -170,6 +236,8 @@ public enum QuantizedOps {
         _ type: QuantizationType, weightRow: UnsafeRawBufferPointer, activations: QuantizedActivations,
         activationRow: Int = 0
     ) -> Float {
+        kernelRequire(activations.columns % type.blockElements == 0 && (!type.usesSuperBlockActivations || activations.hasSuperBlocks),
+                      "\(type) rows need a multiple of \(type.blockElements) columns, got \(activations.columns)")
         requireCount(weightRow.count, atLeast: type.rowBytes(columns: activations.columns), "weightRow (bytes)")
         kernelRequire(activationRow >= 0 && activationRow < activations.rowCount,
                       "activationRow \(activationRow) is not among the \(activations.rowCount) quantized rows")
@@ -177,15 +245,16 @@ public enum QuantizedOps {
                               Int64(activations.blockCount))
     }
 
-    /// Expands `count` weights (a multiple of 32) of `type` blocks to f32.
+    /// Expands `count` weights (whole blocks) of `type` blocks to f32.
     public static func dequantize(
         _ type: QuantizationType, blocks: UnsafeRawBufferPointer, count: Int, into out: UnsafeMutableBufferPointer<Float>
     ) {
-        kernelRequire(count >= 0 && count % QuantizationType.blockSize == 0, "count must be a multiple of 32, got \(count)")
+        kernelRequire(count >= 0 && count % type.blockElements == 0,
+                      "count must be a multiple of \(type.blockElements) for \(type), got \(count)")
         requireCount(blocks.count, atLeast: type.rowBytes(columns: count), "blocks (bytes)")
         requireCount(out.count, atLeast: count, "out")
         guard count > 0 else { return }
-        kiln_dequantize(type.rawValue, blocks.baseAddress!, Int64(count / QuantizationType.blockSize), out.baseAddress!)
+        kiln_dequantize(type.rawValue, blocks.baseAddress!, Int64(count), out.baseAddress!)
     }
 
     /// IEEE half-precision bit patterns to f32.

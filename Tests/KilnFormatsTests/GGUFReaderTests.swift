@@ -123,7 +123,8 @@ import Testing
         }
         Self.rejects(with { $0.shape = [32, 0] }, "dimension 1 is 0")
         Self.rejects(with { $0.shape = [32, 1, 1, 1, 1] }, "has 5 dimensions")
-        Self.rejects(with { $0.type = 16 }, "weights.q4_1 has type IQ2_XXS")
+        Self.rejects(with { $0.type = 99 }, "weights.q4_1 has type 99 (unknown to ggml), which Kiln cannot read")
+        Self.rejects(with { $0.type = 12 }, "first dimension 32 is not a multiple of the Q4_K block size 256")
         Self.rejects(with { $0.shape = [33, 2] }, "not a multiple of the Q4_1 block size 32")
         Self.rejects(with { $0.offset = 65 }, "not a multiple of the alignment 64")
         Self.rejects(with { $0.shape = [32, 1 << 20] }, "data of tensor weights.q4_1")

@@ -1,3 +1,5 @@
+import CKilnKernels
+
 /// Tensor element types as ggml numbers them, with their block geometry.
 public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
@@ -25,37 +27,20 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let bf16 = GGMLType(rawValue: 30)
 
     /// (elements per block, bytes per block) for the types whose layout Kiln knows; nil otherwise.
+    /// Read from the kernels' type table (`kiln_quant_type_info`), the one list of ggml types.
     public var blockGeometry: (elements: Int, bytes: Int)? {
-        switch rawValue {
-        case 0: return (1, 4)
-        case 1, 30: return (1, 2)
-        case 2: return (32, 18)
-        case 3: return (32, 20)
-        case 6: return (32, 22)
-        case 7: return (32, 24)
-        case 8: return (32, 34)
-        case 9: return (32, 36)
-        case 10: return (256, 84)
-        case 11: return (256, 110)
-        case 12: return (256, 144)
-        case 13: return (256, 176)
-        case 14: return (256, 210)
-        case 15: return (256, 292)
-        case 24: return (1, 1)
-        case 25: return (1, 2)
-        case 26: return (1, 4)
-        case 27, 28: return (1, 8)
-        default: return nil
-        }
+        guard rawValue <= UInt32(Int32.max), let info = kiln_quant_type_info(Int32(rawValue))?.pointee else { return nil }
+        return (Int(info.blockElements), Int(info.blockBytes))
+    }
+
+    /// Whether Kiln can dequantize this type and multiply by it.
+    public var hasKernels: Bool {
+        guard rawValue <= UInt32(Int32.max), let info = kiln_quant_type_info(Int32(rawValue))?.pointee else { return false }
+        return info.hasKernels != 0
     }
 
     public var description: String {
-        let names: [UInt32: String] = [
-            0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
-            11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS",
-            19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32",
-            27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16",
-        ]
-        return names[rawValue] ?? "type \(rawValue)"
+        guard rawValue <= UInt32(Int32.max), let info = kiln_quant_type_info(Int32(rawValue))?.pointee else { return "\(rawValue) (unknown to ggml)" }
+        return String(cString: info.name)
     }
 }

@@ -16,6 +16,8 @@ extension Reference {
                 out += (0..<16).map { d * Float(bytes[start + 4 + $0] >> 4) + m }
             case .q8_0:
                 out += (0..<32).map { d * Float(Int8(bitPattern: bytes[start + 2 + $0])) }
+            default:
+                preconditionFailure("Reference.dequantize: \(type) is not covered yet")
             }
         }
         return out
@@ -39,11 +41,25 @@ extension Reference {
     }
 
     /// The quantized dot product in llama.cpp's CPU arithmetic, step by step in scalar Swift: per
-    /// block, lane j (of 8) adds d_w·d_a · Σ q_w·q_a over elements 4j…4j+3 with one FMA (q_w offset by
-    /// −8 for Q4_0); the lanes are summed pairwise ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)); Q4_1 adds
-    /// its Σ m·s, itself a chain of FMAs, last.
+    /// block, lane j (of 8) adds d_w·d_a · Σ q_w·q_a over elements 4j…4j+3 with one FMA; the lanes
+    /// are summed pairwise ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)); Q4_1 adds its Σ m·s, itself a chain
+    /// of FMAs, last. Q4_0, which llama.cpp repacks into interleaved rows, instead adds each block's
+    /// whole integer sum Σ (q_w − 8)·q_a with one FMA by d_w·d_a.
     public static func quantizedDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float]) -> Float {
         let (aq, ad, asum) = quantizeActivations(x)
+        if type == .q4_0 {
+            var total: Float = 0
+            for b in 0..<(x.count / 32) {
+                let start = b * type.blockBytes
+                var integer = 0
+                for j in 0..<16 {
+                    integer += (Int(bytes[start + 2 + j] & 0x0F) - 8) * Int(aq[b * 32 + j])
+                    integer += (Int(bytes[start + 2 + j] >> 4) - 8) * Int(aq[b * 32 + j + 16])
+                }
+                total = total.addingProduct(Float(integer), half(bytes, start) * ad[b])
+            }
+            return total
+        }
         var lanes = [Float](repeating: 0, count: 8)
         var minimums: Float = 0
         let blockBytes = type.blockBytes
@@ -64,6 +80,8 @@ extension Reference {
                 minimums = minimums.addingProduct(half(bytes, start + 2), asum[b])
             case .q8_0:
                 for j in 0..<32 { w[j] = Int(Int8(bitPattern: bytes[start + 2 + j])) }
+            default:
+                preconditionFailure("Reference.quantizedDot: \(type) is not covered yet")
             }
             let scale = half(bytes, start) * ad[b]
             for lane in 0..<8 {

@@ -1,0 +1,26 @@
+// Helpers shared by the quantized-block kernels (quant.c, quant_types.c); not part of the API.
+#ifndef KILN_QUANT_INTERNAL_H
+#define KILN_QUANT_INTERNAL_H
+
+#include <string.h>
+
+#include "kiln_quant.h"
+
+static inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline float load_f16(const uint8_t *p) { return kiln_f16_to_f32_scalar(load_u16(p)); }
+
+/// q8_K activations of `superBlocks` super-blocks of row `row` (quant_types.c).
+void kiln_quantize_q8_K(const float *x, int64_t superBlocks, KilnQ8Activations out, int64_t row);
+
+/// The exact-order kernels of every table type without a VNNI tile: `rowCount` weight rows from
+/// `firstRow`, `tokenCount` activation rows from `firstToken` (quant_types.c).
+void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
+                             int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
+                             float *out, int64_t outStride);
+
+#endif

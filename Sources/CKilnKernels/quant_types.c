@@ -1,0 +1,633 @@
+// The type table and the exact-order kernels of every block type (formats in kiln_quant.h).
+//
+// Kiln's products compute what llama.cpp's x86 CPU backend computes, in its order, so logits agree
+// to the last bit. Its kernels fall in two families, and each table row names its family:
+//  - "lanes": per block, eight int32 lanes, lane l holding the integer products of elements
+//    4l..4l+3 of every 32 (with the type's scales and offsets applied the way ggml's AVX2 code
+//    does), scaled by d_w·d_a and accumulated with one FMA per block into eight float lanes that
+//    are summed pairwise at the end; a type with mins adds Σ m·s as its own FMA chain.
+//  - "rows": the types llama.cpp repacks into 8-row interleaved blocks on AVX2 machines (Q4_0,
+//    IQ4_NL, Q4_K, Q2_K): each output accumulates whole integer dot products of a span of the
+//    row, one FMA per span, and subtracts the mins' chain at the end. The span is a block for
+//    decode (gemv) and, for K-quants, a sub-block group when four tokens are multiplied at once
+//    (gemm): 64 weights for Q4_K, 128 for Q2_K.
+// Integer sums are exact, so only the float steps above need to follow ggml.
+#include <math.h>
+
+#include "quant_internal.h"
+
+static const int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// ---- the table -------------------------------------------------------------------------------
+
+typedef void (*DequantizeBlock)(const uint8_t *block, float *out);
+
+typedef enum { FAMILY_NONE, FAMILY_LANES, FAMILY_ROWS } KernelFamily;
+
+typedef struct {
+    KilnQuantTypeInfo info;
+    DequantizeBlock dequantize;
+    KernelFamily family;
+    int32_t gemmSpan;  // rows family: weights per FMA when four tokens are multiplied together
+} TypeRow;
+
+static void dq_q4_0(const uint8_t *p, float *y);
+static void dq_q4_1(const uint8_t *p, float *y);
+static void dq_q5_0(const uint8_t *p, float *y);
+static void dq_q5_1(const uint8_t *p, float *y);
+static void dq_q8_0(const uint8_t *p, float *y);
+static void dq_iq4_nl(const uint8_t *p, float *y);
+static void dq_q2_K(const uint8_t *p, float *y);
+static void dq_q3_K(const uint8_t *p, float *y);
+static void dq_q4_K(const uint8_t *p, float *y);
+static void dq_q5_K(const uint8_t *p, float *y);
+static void dq_q6_K(const uint8_t *p, float *y);
+static void dq_iq4_xs(const uint8_t *p, float *y);
+static void dq_f32(const uint8_t *p, float *y) { memcpy(y, p, 4); }
+static void dq_f16(const uint8_t *p, float *y) { *y = load_f16(p); }
+static void dq_bf16(const uint8_t *p, float *y) {
+    uint32_t bits = (uint32_t)load_u16(p) << 16;
+    memcpy(y, &bits, 4);
+}
+
+#define ROW(T, NAME, N, BYTES, ACT, KERNELS, DQ, FAMILY, SPAN) \
+    {{T, NAME, N, BYTES, ACT, KERNELS}, DQ, FAMILY, SPAN}
+enum { NONE_ = KILN_ACTIVATION_NONE, Q8_0_ = KILN_ACTIVATION_Q8_0, Q8_K_ = KILN_ACTIVATION_Q8_K };
+
+static const TypeRow kTypes[] = {
+    ROW(0, "F32", 1, 4, NONE_, 1, dq_f32, FAMILY_NONE, 0),
+    ROW(1, "F16", 1, 2, NONE_, 1, dq_f16, FAMILY_NONE, 0),
+    ROW(2, "Q4_0", 32, 18, Q8_0_, 1, dq_q4_0, FAMILY_ROWS, 32),
+    ROW(3, "Q4_1", 32, 20, Q8_0_, 1, dq_q4_1, FAMILY_LANES, 0),
+    ROW(6, "Q5_0", 32, 22, Q8_0_, 1, dq_q5_0, FAMILY_LANES, 0),
+    ROW(7, "Q5_1", 32, 24, Q8_0_, 1, dq_q5_1, FAMILY_LANES, 0),
+    ROW(8, "Q8_0", 32, 34, Q8_0_, 1, dq_q8_0, FAMILY_LANES, 0),
+    ROW(9, "Q8_1", 32, 36, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(10, "Q2_K", 256, 84, Q8_K_, 1, dq_q2_K, FAMILY_ROWS, 128),
+    ROW(11, "Q3_K", 256, 110, Q8_K_, 1, dq_q3_K, FAMILY_LANES, 0),
+    ROW(12, "Q4_K", 256, 144, Q8_K_, 1, dq_q4_K, FAMILY_ROWS, 64),
+    ROW(13, "Q5_K", 256, 176, Q8_K_, 1, dq_q5_K, FAMILY_LANES, 0),
+    ROW(14, "Q6_K", 256, 210, Q8_K_, 1, dq_q6_K, FAMILY_LANES, 0),
+    ROW(15, "Q8_K", 256, 292, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(16, "IQ2_XXS", 256, 66, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(17, "IQ2_XS", 256, 74, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(18, "IQ3_XXS", 256, 98, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(19, "IQ1_S", 256, 50, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(20, "IQ4_NL", 32, 18, Q8_0_, 1, dq_iq4_nl, FAMILY_ROWS, 32),
+    ROW(21, "IQ3_S", 256, 110, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(22, "IQ2_S", 256, 82, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(23, "IQ4_XS", 256, 136, Q8_K_, 1, dq_iq4_xs, FAMILY_LANES, 0),
+    ROW(24, "I8", 1, 1, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(25, "I16", 1, 2, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(26, "I32", 1, 4, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(27, "I64", 1, 8, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(28, "F64", 1, 8, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(29, "IQ1_M", 256, 56, NONE_, 0, NULL, FAMILY_NONE, 0),
+    ROW(30, "BF16", 1, 2, NONE_, 1, dq_bf16, FAMILY_NONE, 0),
+};
+enum { kTypeCount = sizeof(kTypes) / sizeof(kTypes[0]) };
+
+static const TypeRow *row_of(int type) {
+    for (int i = 0; i < kTypeCount; i++) {
+        if (kTypes[i].info.type == type) return &kTypes[i];
+    }
+    return NULL;
+}
+
+const KilnQuantTypeInfo *kiln_quant_type_info(int type) {
+    const TypeRow *row = row_of(type);
+    return row ? &row->info : NULL;
+}
+
+const KilnQuantTypeInfo *kiln_quant_type_table(int *count) {
+    // TypeRow starts with its KilnQuantTypeInfo, but the rows are larger: hand out a packed copy.
+    static KilnQuantTypeInfo packed[kTypeCount];
+    static int ready = 0;
+    if (!ready) {
+        for (int i = 0; i < kTypeCount; i++) packed[i] = kTypes[i].info;
+        ready = 1;
+    }
+    *count = kTypeCount;
+    return packed;
+}
+
+size_t kiln_quant_block_bytes(int type) {
+    const TypeRow *row = row_of(type);
+    return row ? (size_t)row->info.blockBytes : 0;
+}
+
+void kiln_dequantize(int type, const void *blocks, int64_t elementCount, float *out) {
+    const TypeRow *row = row_of(type);
+    if (!row || !row->dequantize) return;
+    const uint8_t *p = (const uint8_t *)blocks;
+    const int64_t n = row->info.blockElements;
+    for (int64_t i = 0; i < elementCount / n; i++) row->dequantize(p + i * row->info.blockBytes, out + i * n);
+}
+
+// ---- block decoding -------------------------------------------------------------------------
+// Each decoder yields a block's integer weights (and its integer scales) as ggml's dot products
+// see them; dequantization multiplies them out exactly as ggml's dequantize_row_* does.
+
+static void ints_q4_0(const uint8_t *p, int32_t *w) {
+    for (int j = 0; j < 16; j++) {
+        w[j] = (p[2 + j] & 0x0F) - 8;
+        w[j + 16] = (p[2 + j] >> 4) - 8;
+    }
+}
+
+static void ints_q5(const uint8_t *qhBytes, const uint8_t *qs, int32_t offset, int32_t *w) {
+    uint32_t qh;
+    memcpy(&qh, qhBytes, 4);
+    for (int j = 0; j < 16; j++) {
+        w[j] = ((qs[j] & 0x0F) | (((qh >> j) << 4) & 0x10)) - offset;
+        w[j + 16] = ((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - offset;
+    }
+}
+
+static void ints_iq4_nl(const uint8_t *qs, int32_t *w) {
+    for (int j = 0; j < 16; j++) {
+        w[j] = kIQ4NLValues[qs[j] & 0x0F];
+        w[j + 16] = kIQ4NLValues[qs[j] >> 4];
+    }
+}
+
+// Q4_K / Q5_K's packed 6-bit scales and mins of sub-block j (ggml's get_scale_min_k4).
+static void scale_min_k4(int j, const uint8_t *q, int32_t *d, int32_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+// Q2_K: 16 scale bytes (low nibble scale, high nibble min), 2-bit quants.
+static void ints_q2_K(const uint8_t *p, int32_t *w) {
+    const uint8_t *qs = p + 16;
+    for (int h = 0; h < 2; h++) {
+        for (int j = 0; j < 4; j++) {
+            for (int l = 0; l < 32; l++) w[128 * h + 32 * j + l] = (qs[32 * h + l] >> (2 * j)) & 3;
+        }
+    }
+}
+
+// Q3_K: 16 signed 6-bit scales (minus 32) and quants in −4…3.
+static void scales_q3_K(const uint8_t *p, int32_t *sc) {
+    uint32_t aux[4];
+    memcpy(aux, p + 96, 12);
+    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+    uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    const int8_t *s = (const int8_t *)aux;
+    for (int i = 0; i < 16; i++) sc[i] = s[i] - 32;
+}
+
+static void ints_q3_K(const uint8_t *p, int32_t *w) {
+    const uint8_t *hm = p, *qs = p + 32;
+    for (int h = 0; h < 2; h++) {
+        for (int j = 0; j < 4; j++) {
+            const int bit = 4 * h + j;
+            for (int l = 0; l < 32; l++) {
+                w[128 * h + 32 * j + l] = ((qs[32 * h + l] >> (2 * j)) & 3) - ((hm[l] >> bit) & 1 ? 0 : 4);
+            }
+        }
+    }
+}
+
+static void ints_q4_K(const uint8_t *p, int32_t *w) {
+    const uint8_t *qs = p + 16;
+    for (int j = 0; j < 4; j++) {
+        for (int l = 0; l < 32; l++) {
+            w[64 * j + l] = qs[32 * j + l] & 0xF;
+            w[64 * j + 32 + l] = qs[32 * j + l] >> 4;
+        }
+    }
+}
+
+static void ints_q5_K(const uint8_t *p, int32_t *w) {
+    const uint8_t *qh = p + 16, *qs = p + 48;
+    for (int j = 0; j < 4; j++) {
+        for (int l = 0; l < 32; l++) {
+            w[64 * j + l] = (qs[32 * j + l] & 0xF) + ((qh[l] >> (2 * j)) & 1 ? 16 : 0);
+            w[64 * j + 32 + l] = (qs[32 * j + l] >> 4) + ((qh[l] >> (2 * j + 1)) & 1 ? 16 : 0);
+        }
+    }
+}
+
+// Q6_K's unsigned 6-bit quants (0…63; ggml subtracts 32 through the activation sums).
+static void ints_q6_K(const uint8_t *p, int32_t *w) {
+    const uint8_t *ql = p, *qh = p + 128;
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *l4 = ql + 64 * h, *hb = qh + 32 * h;
+        int32_t *y = w + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            y[l] = (l4[l] & 0xF) | (((hb[l] >> 0) & 3) << 4);
+            y[l + 32] = (l4[l + 32] & 0xF) | (((hb[l] >> 2) & 3) << 4);
+            y[l + 64] = (l4[l] >> 4) | (((hb[l] >> 4) & 3) << 4);
+            y[l + 96] = (l4[l + 32] >> 4) | (((hb[l] >> 6) & 3) << 4);
+        }
+    }
+}
+
+static int32_t iq4_xs_scale(const uint8_t *p, int ib) {
+    const uint16_t sh = load_u16(p + 2);
+    return (((p[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4)) - 32;
+}
+
+static void ints_iq4_xs(const uint8_t *p, int32_t *w) {
+    for (int ib = 0; ib < 8; ib++) ints_iq4_nl(p + 8 + 16 * ib, w + 32 * ib);
+}
+
+// ---- dequantization -------------------------------------------------------------------------
+
+static void dq_q4_0(const uint8_t *p, float *y) {
+    int32_t w[32];
+    ints_q4_0(p, w);
+    const float d = load_f16(p);
+    for (int j = 0; j < 32; j++) y[j] = (float)w[j] * d;
+}
+
+static void dq_q4_1(const uint8_t *p, float *y) {
+    const float d = load_f16(p), m = load_f16(p + 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(p[4 + j] & 0x0F) * d + m;
+        y[j + 16] = (float)(p[4 + j] >> 4) * d + m;
+    }
+}
+
+static void dq_q5_0(const uint8_t *p, float *y) {
+    int32_t w[32];
+    ints_q5(p + 2, p + 6, 16, w);
+    const float d = load_f16(p);
+    for (int j = 0; j < 32; j++) y[j] = (float)w[j] * d;
+}
+
+static void dq_q5_1(const uint8_t *p, float *y) {
+    int32_t w[32];
+    ints_q5(p + 4, p + 8, 0, w);
+    const float d = load_f16(p), m = load_f16(p + 2);
+    for (int j = 0; j < 32; j++) y[j] = (float)w[j] * d + m;
+}
+
+static void dq_q8_0(const uint8_t *p, float *y) {
+    const float d = load_f16(p);
+    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)p[2 + j] * d;
+}
+
+static void dq_iq4_nl(const uint8_t *p, float *y) {
+    int32_t w[32];
+    ints_iq4_nl(p + 2, w);
+    const float d = load_f16(p);
+    for (int j = 0; j < 32; j++) y[j] = d * (float)w[j];
+}
+
+static void dq_q2_K(const uint8_t *p, float *y) {
+    int32_t w[256];
+    ints_q2_K(p, w);
+    const float d = load_f16(p + 80), dmin = load_f16(p + 82);
+    for (int i = 0; i < 16; i++) {
+        const float dl = d * (float)(p[i] & 0xF), ml = dmin * (float)(p[i] >> 4);
+        for (int l = 0; l < 16; l++) y[16 * i + l] = dl * (float)w[16 * i + l] - ml;
+    }
+}
+
+static void dq_q3_K(const uint8_t *p, float *y) {
+    int32_t w[256], sc[16];
+    ints_q3_K(p, w);
+    scales_q3_K(p, sc);
+    const float d = load_f16(p + 108);
+    for (int i = 0; i < 16; i++) {
+        const float dl = d * (float)sc[i];
+        for (int l = 0; l < 16; l++) y[16 * i + l] = dl * (float)w[16 * i + l];
+    }
+}
+
+static void dq_q4_K(const uint8_t *p, float *y) {
+    int32_t w[256];
+    ints_q4_K(p, w);
+    const float d = load_f16(p), dmin = load_f16(p + 2);
+    for (int i = 0; i < 8; i++) {
+        int32_t sc, m;
+        scale_min_k4(i, p + 4, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        for (int l = 0; l < 32; l++) y[32 * i + l] = d1 * (float)w[32 * i + l] - m1;
+    }
+}
+
+static void dq_q5_K(const uint8_t *p, float *y) {
+    int32_t w[256];
+    ints_q5_K(p, w);
+    const float d = load_f16(p), dmin = load_f16(p + 2);
+    for (int i = 0; i < 8; i++) {
+        int32_t sc, m;
+        scale_min_k4(i, p + 4, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        for (int l = 0; l < 32; l++) y[32 * i + l] = d1 * (float)w[32 * i + l] - m1;
+    }
+}
+
+static void dq_q6_K(const uint8_t *p, float *y) {
+    int32_t w[256];
+    ints_q6_K(p, w);
+    const float d = load_f16(p + 208);
+    const int8_t *sc = (const int8_t *)(p + 192);
+    for (int e = 0; e < 256; e++) y[e] = d * (float)sc[e / 16] * (float)(w[e] - 32);
+}
+
+static void dq_iq4_xs(const uint8_t *p, float *y) {
+    int32_t w[256];
+    ints_iq4_xs(p, w);
+    const float d = load_f16(p);
+    for (int ib = 0; ib < 8; ib++) {
+        const float dl = d * (float)iq4_xs_scale(p, ib);
+        for (int j = 0; j < 32; j++) y[32 * ib + j] = dl * (float)w[32 * ib + j];
+    }
+}
+
+// ---- q8_K activations -----------------------------------------------------------------------
+
+static inline int nearest_int(float v) {
+    // Round half to even through the float mantissa, as ggml's nearest_int.
+    float shifted = v + 12582912.f;
+    int32_t bits;
+    memcpy(&bits, &shifted, 4);
+    return (bits & 0x007fffff) - 0x00400000;
+}
+
+void kiln_quantize_q8_K(const float *x, int64_t superBlocks, KilnQ8Activations out, int64_t row) {
+    for (int64_t b = 0; b < superBlocks; b++) {
+        const float *v = x + b * KILN_QK_K;
+        const int64_t block = row * superBlocks + b;
+        int8_t *q = out.kValues + block * KILN_QK_K;
+        int16_t *sums = out.kSums + block * 16;
+        float max = 0, amax = 0;
+        for (int j = 0; j < KILN_QK_K; j++) {
+            const float ax = fabsf(v[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = v[j];
+            }
+        }
+        if (amax == 0) {
+            out.kScales[block] = 0;
+            memset(q, 0, KILN_QK_K);
+            memset(sums, 0, 16 * sizeof(int16_t));
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < KILN_QK_K; j++) {
+            const int qi = nearest_int(iscale * v[j]);
+            q[j] = (int8_t)(qi < 127 ? qi : 127);
+        }
+        for (int j = 0; j < 16; j++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += q[16 * j + i];
+            sums[j] = (int16_t)sum;
+        }
+        out.kScales[block] = 1 / iscale;
+    }
+}
+
+// ---- exact-order dot products ---------------------------------------------------------------
+
+static inline float sum_lanes8(const float l[8]) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
+// lanes[l] += Σ_{k ≡ 4l…4l+3 mod 32} scale(k) · w[k] · a[k] over `count` elements, scale per
+// `scaleSpan` elements.
+static inline void add_lanes(const int32_t *w, const int8_t *a, const int32_t *scales, int scaleSpan, int count,
+                             int32_t lanes[8]) {
+    for (int e = 0; e < count; e++) lanes[(e & 31) >> 2] += scales[e / scaleSpan] * w[e] * a[e];
+}
+
+static const int32_t kUnitScales[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+// A K-quant super-block's exact integer sums as ggml's tiled kernel forms them: Σ over the
+// sub-blocks of scale · (weights · activations), Σ of mins · activation sums, and the weight
+// scales d and dmin (dmin 0 for types without mins).
+static void super_block_sums(int type, const uint8_t *p, const int8_t *q8, const int16_t *bsums, int32_t *sum,
+                             int32_t *minSum, float *d, float *dmin) {
+    int32_t ints[256], sc[16], mins[16];
+    int scaleSpan = 16;
+    *minSum = 0;
+    *dmin = 0;
+    switch (type) {
+    case KILN_QTYPE_Q3_K:
+        ints_q3_K(p, ints);
+        scales_q3_K(p, sc);
+        *d = load_f16(p + 108);
+        break;
+    case KILN_QTYPE_Q5_K:
+        ints_q5_K(p, ints);
+        for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
+        for (int j = 0; j < 8; j++) *minSum += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+        scaleSpan = 32;
+        *d = load_f16(p);
+        *dmin = load_f16(p + 2);
+        break;
+    case KILN_QTYPE_Q6_K: {
+        ints_q6_K(p, ints);
+        const int8_t *s8 = (const int8_t *)(p + 192);
+        for (int j = 0; j < 16; j++) sc[j] = s8[j];
+        for (int e = 0; e < 256; e++) ints[e] -= 32;
+        *d = load_f16(p + 208);
+        break;
+    }
+    default:  // IQ4_XS
+        ints_iq4_xs(p, ints);
+        for (int ib = 0; ib < 8; ib++) sc[ib] = iq4_xs_scale(p, ib);
+        scaleSpan = 32;
+        *d = load_f16(p);
+        break;
+    }
+    int32_t total = 0;
+    for (int e = 0; e < 256; e++) total += sc[e / scaleSpan] * ints[e] * q8[e];
+    *sum = total;
+}
+
+// One output of a lanes-family K-quant when eight or more tokens are multiplied at once: ggml's
+// tiled kernel scales each super-block's integer sum by d (and subtracts dmin · mins with one
+// FMA), then adds its product with the activation scale to the running total (one FMA: the
+// compiled ggml code contracts the multiply and the add).
+static float dot_tiled(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t) {
+    const size_t bytes = kiln_quant_block_bytes(type);
+    const int64_t superBlocks = blockCount / 8;
+    float total = 0;
+    for (int64_t b = 0; b < superBlocks; b++) {
+        const int64_t block = t * superBlocks + b;
+        int32_t sum, minSum;
+        float d, dmin;
+        super_block_sums(type, w + b * bytes, a.kValues + block * KILN_QK_K, a.kSums + block * 16, &sum, &minSum, &d, &dmin);
+        float result = (float)sum * d;
+        if (dmin != 0) result = fmaf(-dmin, (float)minSum, result);
+        total = fmaf(result, a.kScales[block], total);
+    }
+    return total;
+}
+
+// One output of a "lanes" type: weight row `w` (blockCount blocks of 32) against token `t`.
+static float dot_lanes(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float summs = 0;
+    int32_t ints[256];
+    if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1 || type == KILN_QTYPE_Q8_0) {
+        const size_t bytes = kiln_quant_block_bytes(type);
+        for (int64_t b = 0; b < blockCount; b++) {
+            const uint8_t *p = w + b * bytes;
+            const int64_t block = t * blockCount + b;
+            switch (type) {
+            case KILN_QTYPE_Q4_1:
+                for (int j = 0; j < 16; j++) {
+                    ints[j] = p[4 + j] & 0x0F;
+                    ints[j + 16] = p[4 + j] >> 4;
+                }
+                break;
+            case KILN_QTYPE_Q5_0: ints_q5(p + 2, p + 6, 16, ints); break;
+            case KILN_QTYPE_Q5_1: ints_q5(p + 4, p + 8, 0, ints); break;
+            default:
+                for (int j = 0; j < 32; j++) ints[j] = (int8_t)p[2 + j];
+                break;
+            }
+            int32_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            add_lanes(ints, a.values + block * KILN_QK, kUnitScales, 32, 32, lanes);
+            const float scale = load_f16(p) * a.scales[block];
+            for (int l = 0; l < 8; l++) acc[l] = fmaf(scale, (float)lanes[l], acc[l]);
+            if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1) summs = fmaf(load_f16(p + 2), a.sums[block], summs);
+        }
+        return sum_lanes8(acc) + summs;
+    }
+    const size_t bytes = kiln_quant_block_bytes(type);
+    const int64_t superBlocks = blockCount / 8;
+    for (int64_t b = 0; b < superBlocks; b++) {
+        const uint8_t *p = w + b * bytes;
+        const int64_t block = t * superBlocks + b;
+        const int8_t *q8 = a.kValues + block * KILN_QK_K;
+        const int16_t *bsums = a.kSums + block * 16;
+        const float ad = a.kScales[block];
+        int32_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int32_t sc[16];
+        float d;
+        switch (type) {
+        case KILN_QTYPE_Q3_K:
+            ints_q3_K(p, ints);
+            scales_q3_K(p, sc);
+            add_lanes(ints, q8, sc, 16, 256, lanes);
+            d = ad * load_f16(p + 108);
+            break;
+        case KILN_QTYPE_Q5_K: {
+            ints_q5_K(p, ints);
+            int32_t mins[8], imin = 0;
+            for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
+            for (int j = 0; j < 8; j++) imin += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+            add_lanes(ints, q8, sc, 32, 256, lanes);
+            d = ad * load_f16(p);
+            const float dmin = -ad * load_f16(p + 2);
+            summs = fmaf(dmin, (float)imin, summs);
+            break;
+        }
+        case KILN_QTYPE_Q6_K: {
+            ints_q6_K(p, ints);
+            const int8_t *s8 = (const int8_t *)(p + 192);
+            for (int j = 0; j < 16; j++) sc[j] = s8[j];
+            add_lanes(ints, q8, sc, 16, 256, lanes);
+            // ggml subtracts the offset 32 of every quant through the activation sums, lane by lane.
+            for (int l = 0; l < 8; l++) lanes[l] -= 32 * (bsums[2 * l] * sc[2 * l] + bsums[2 * l + 1] * sc[2 * l + 1]);
+            d = ad * load_f16(p + 208);
+            break;
+        }
+        default:  // IQ4_XS
+            ints_iq4_xs(p, ints);
+            for (int ib = 0; ib < 8; ib++) sc[ib] = iq4_xs_scale(p, ib);
+            add_lanes(ints, q8, sc, 32, 256, lanes);
+            d = load_f16(p) * ad;
+            break;
+        }
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lanes[l], acc[l]);
+    }
+    return sum_lanes8(acc) + summs;
+}
+
+// One output of a "rows" type; `span` weights per FMA (the block for gemv, gemmSpan for gemm).
+static float dot_rows(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t, int span) {
+    float acc = 0, accMin = 0;
+    int32_t ints[256];
+    if (type == KILN_QTYPE_Q4_0 || type == KILN_QTYPE_IQ4_NL) {
+        for (int64_t b = 0; b < blockCount; b++) {
+            const uint8_t *p = w + b * 18;
+            const int64_t block = t * blockCount + b;
+            if (type == KILN_QTYPE_Q4_0) ints_q4_0(p, ints);
+            else ints_iq4_nl(p + 2, ints);
+            const int8_t *q8 = a.values + block * KILN_QK;
+            int32_t sum = 0;
+            for (int e = 0; e < 32; e++) sum += ints[e] * q8[e];
+            acc = fmaf((float)sum, load_f16(p) * a.scales[block], acc);
+        }
+        return acc;
+    }
+    const size_t bytes = kiln_quant_block_bytes(type);
+    const int64_t superBlocks = blockCount / 8;
+    for (int64_t b = 0; b < superBlocks; b++) {
+        const uint8_t *p = w + b * bytes;
+        const int64_t block = t * superBlocks + b;
+        const int8_t *q8 = a.kValues + block * KILN_QK_K;
+        const int16_t *bsums = a.kSums + block * 16;
+        const float ad = a.kScales[block];
+        int32_t sc[16], mins[16];
+        int scaleSpan;
+        float d, dmin;
+        if (type == KILN_QTYPE_Q4_K) {
+            ints_q4_K(p, ints);
+            for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
+            scaleSpan = 32;
+            d = load_f16(p) * ad;
+            dmin = load_f16(p + 2) * ad;
+        } else {  // Q2_K
+            ints_q2_K(p, ints);
+            for (int j = 0; j < 16; j++) {
+                sc[j] = p[j] & 0xF;
+                mins[j] = p[j] >> 4;
+            }
+            scaleSpan = 16;
+            d = load_f16(p + 80) * ad;
+            dmin = load_f16(p + 82) * ad;
+        }
+        for (int s0 = 0; s0 < 256; s0 += span) {
+            int32_t sum = 0, minSum = 0;
+            for (int e = s0; e < s0 + span; e++) sum += sc[e / scaleSpan] * ints[e] * q8[e];
+            for (int g = s0 / 16; g < (s0 + span) / 16; g++) minSum += mins[(16 * g) / scaleSpan] * bsums[g];
+            acc = fmaf((float)sum, d, acc);
+            accMin = fmaf((float)minSum, dmin, accMin);
+        }
+    }
+    return acc - accMin;
+}
+
+void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
+                             int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
+                             float *out, int64_t outStride) {
+    const TypeRow *row = row_of(type);
+    if (!row || row->family == FAMILY_NONE) return;
+    // llama.cpp multiplies repacked weights by tokens in groups of four (gemm) and the rest one
+    // at a time (gemv); the two sum K-quant spans differently.
+    const int64_t grouped = tokenCount - tokenCount % 4;
+    const int blockSpan = row->info.blockElements;
+    // And it multiplies the other K-quants by eight or more tokens with its tiled kernel.
+    const int tiled = row->info.blockElements == KILN_QK_K && tokenCount >= 8;
+    for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
+        const uint8_t *w = base + (size_t)r * rowBytes;
+        for (int64_t t = firstToken; t < firstToken + tokenCount; t++) {
+            float v;
+            if (row->family == FAMILY_LANES) {
+                v = tiled ? dot_tiled(type, w, blockCount, a, t) : dot_lanes(type, w, blockCount, a, t);
+            } else {
+                v = dot_rows(type, w, blockCount, a, t, t - firstToken < grouped ? row->gemmSpan : blockSpan);
+            }
+            out[t * outStride + r] = v;
+        }
+    }
+}
