@@ -150,10 +150,6 @@ KILN_ALWAYS_INLINE void block_lanes_portable(int type, const uint8_t *p, const i
     }
 }
 
-KILN_ALWAYS_INLINE float sum_lanes8(const float l[8]) {
-    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-}
-
 #if KILN_VNNI
 
 // Two 4-bit blocks' nibbles (16 bytes each) widened to 64 bytes in activation order:

@@ -14,6 +14,11 @@ static inline uint16_t load_u16(const uint8_t *p) {
 
 static inline float load_f16(const uint8_t *p) { return kiln_f16_to_f32_scalar(load_u16(p)); }
 
+/// llama.cpp's pairwise sum of eight float lanes (hsum_float_8).
+static inline float sum_lanes8(const float l[8]) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 /// q8_K activations of `superBlocks` super-blocks of row `row` (quant_types.c).
 void kiln_quantize_q8_K(const float *x, int64_t superBlocks, KilnQ8Activations out, int64_t row);
 

@@ -306,9 +306,8 @@ static void dq_q3_K(const uint8_t *p, float *y) {
     }
 }
 
-static void dq_q4_K(const uint8_t *p, float *y) {
-    int32_t w[256];
-    ints_q4_K(p, w);
+// Q4_K and Q5_K: d, dmin and the packed 6-bit scales and mins lead the block.
+static void dq_scale_min_k4(const uint8_t *p, const int32_t *w, float *y) {
     const float d = load_f16(p), dmin = load_f16(p + 2);
     for (int i = 0; i < 8; i++) {
         int32_t sc, m;
@@ -318,16 +317,16 @@ static void dq_q4_K(const uint8_t *p, float *y) {
     }
 }
 
+static void dq_q4_K(const uint8_t *p, float *y) {
+    int32_t w[256];
+    ints_q4_K(p, w);
+    dq_scale_min_k4(p, w, y);
+}
+
 static void dq_q5_K(const uint8_t *p, float *y) {
     int32_t w[256];
     ints_q5_K(p, w);
-    const float d = load_f16(p), dmin = load_f16(p + 2);
-    for (int i = 0; i < 8; i++) {
-        int32_t sc, m;
-        scale_min_k4(i, p + 4, &sc, &m);
-        const float d1 = d * (float)sc, m1 = dmin * (float)m;
-        for (int l = 0; l < 32; l++) y[32 * i + l] = d1 * (float)w[32 * i + l] - m1;
-    }
+    dq_scale_min_k4(p, w, y);
 }
 
 static void dq_q6_K(const uint8_t *p, float *y) {
@@ -393,10 +392,6 @@ void kiln_quantize_q8_K(const float *x, int64_t superBlocks, KilnQ8Activations o
 }
 
 // ---- exact-order dot products ---------------------------------------------------------------
-
-static inline float sum_lanes8(const float l[8]) {
-    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-}
 
 // lanes[l] += Σ_{k ≡ 4l…4l+3 mod 32} scale(k) · w[k] · a[k] over `count` elements, scale per
 // `scaleSpan` elements.
