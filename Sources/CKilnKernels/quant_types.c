@@ -99,18 +99,6 @@ const KilnQuantTypeInfo *kiln_quant_type_info(int type) {
     return row ? &row->info : NULL;
 }
 
-const KilnQuantTypeInfo *kiln_quant_type_table(int *count) {
-    // TypeRow starts with its KilnQuantTypeInfo, but the rows are larger: hand out a packed copy.
-    static KilnQuantTypeInfo packed[kTypeCount];
-    static int ready = 0;
-    if (!ready) {
-        for (int i = 0; i < kTypeCount; i++) packed[i] = kTypes[i].info;
-        ready = 1;
-    }
-    *count = kTypeCount;
-    return packed;
-}
-
 size_t kiln_quant_block_bytes(int type) {
     const TypeRow *row = row_of(type);
     return row ? (size_t)row->info.blockBytes : 0;

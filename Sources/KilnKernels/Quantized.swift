@@ -31,11 +31,7 @@ public struct QuantizationType: RawRepresentable, Hashable, Sendable, CaseIterab
     public static let iq4_xs = Self(KILN_QTYPE_IQ4_XS)
 
     /// Every type of the table that has block kernels, in ggml's numbering order.
-    public static var allCases: [QuantizationType] {
-        var count: Int32 = 0
-        let table = kiln_quant_type_table(&count)!
-        return (0..<Int(count)).compactMap { QuantizationType(rawValue: table[$0].type) }
-    }
+    public static var allCases: [QuantizationType] { (0..<64).compactMap { QuantizationType(rawValue: $0) } }
 
     /// ggml's name of the type ("Q4_K").
     public var description: String { String(cString: info.name) }

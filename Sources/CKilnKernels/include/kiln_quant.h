@@ -68,8 +68,6 @@ typedef struct {
 
 /// The table row of ggml type `type`, or NULL for a type number Kiln does not know.
 const KilnQuantTypeInfo *kiln_quant_type_info(int type);
-/// Every known row, in ggml's numbering order: `*count` rows.
-const KilnQuantTypeInfo *kiln_quant_type_table(int *count);
 
 /// Bytes of one block of `type`; 0 for an unknown type.
 size_t kiln_quant_block_bytes(int type);
