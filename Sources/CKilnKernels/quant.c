@@ -1,5 +1,5 @@
-// The AVX-512 VNNI tiles of Q4_1 and Q8_0, the types whose llama.cpp order is lane-wise and whose
-// speed SmolLM2 Q4_1 depends on; every other type takes quant_types.c's exact kernels. Also the
+// The AVX-512 VNNI tiles of the 32-weight types whose llama.cpp order is lane-wise (Q4_1, Q5_0,
+// Q5_1, Q8_0); every other type takes quant_types.c's exact kernels. Also the
 // f16/bf16 conversions and the q8_0/q8_1 activation quantization (formats in kiln_quant.h).
 //
 // The AVX-512 VNNI path widens the weight nibbles to bytes in activation order and multiplies them
@@ -13,12 +13,6 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__)
-#define KILN_VNNI 1
-#include <immintrin.h>
-#else
-#define KILN_VNNI 0
-#endif
 
 #define KILN_ALWAYS_INLINE static inline __attribute__((always_inline))
 #ifndef KILN_PREFETCH_ROWS
@@ -227,13 +221,34 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
                     summs[r0][t] = fmaf(m0, s, summs[r0][t]);
                     if (r1 != r0) summs[r1][t] = fmaf(m1, s, summs[r1][t]);
                 }
+            } else if (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1) {
+                // The fifth bits (32 per block, bit j for weight j) as 0xFF bytes of the pair.
+                const int high = type == KILN_QTYPE_Q5_1 ? 4 : 2;
+                uint32_t h0, h1;
+                memcpy(&h0, p0 + high, 4);
+                memcpy(&h1, p1 + high, 4);
+                const __m512i set = _mm512_movm_epi8(((uint64_t)h1 << 32) | h0);
+                const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
+                if (type == KILN_QTYPE_Q5_0) {
+                    // q − 16 as a signed byte: the nibble, with 0xF0 or-ed in where the bit is clear.
+                    w = _mm512_or_si512(nibbles, _mm512_andnot_si512(set, _mm512_set1_epi8((char)0xF0)));
+                } else {
+                    w = _mm512_or_si512(nibbles, _mm512_and_si512(set, _mm512_set1_epi8(0x10)));
+                    const float m0 = _cvtsh_ss(load_u16(p0 + 2)), m1 = _cvtsh_ss(load_u16(p1 + 2));
+                    for (int t = 0; t < T; t++) {
+                        const float s = a.sums[(firstToken + t) * blockCount + b];
+                        summs[r0][t] = fmaf(m0, s, summs[r0][t]);
+                        if (r1 != r0) summs[r1][t] = fmaf(m1, s, summs[r1][t]);
+                    }
+                }
             } else {
                 w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
                                        _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
             }
+            const int unsignedWeights = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
             for (int t = 0; t < T; t++) {
-                const __m512i dot = type == KILN_QTYPE_Q4_1 ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[t])
-                                                            : dot_signed(w, av[t]);
+                const __m512i dot = unsignedWeights ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[t])
+                                                    : dot_signed(w, av[t]);
                 const __m512 scale = _mm512_mul_ps(wScale, _mm512_set1_ps(as[t]));
                 acc[p][t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[p][t]);
             }
@@ -284,9 +299,15 @@ KILN_ALWAYS_INLINE void tile_portable(int type, const uint8_t *base, size_t rowB
 #define KILN_TILE tile_portable
 #endif
 
+// The types the tiles above compute; every other type takes quant_types.c's exact kernels.
+static int has_tile(int type) {
+    if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q8_0) return 1;
+    return KILN_VNNI && (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1);
+}
+
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
     float sum = 0.0f;
-    if (type != KILN_QTYPE_Q4_1 && type != KILN_QTYPE_Q8_0) {
+    if (!has_tile(type)) {
         kiln_quant_matmul_exact(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
         return sum;
     }
@@ -313,9 +334,13 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
                        int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out,
                        int64_t outStride) {
     const uint8_t *base = (const uint8_t *)weights;
-    switch (type) {
+    switch (has_tile(type) ? type : -1) {
     case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
     case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
+#if KILN_VNNI
+    case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0) break;
+    case KILN_QTYPE_Q5_1: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1) break;
+#endif
     default:
         kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, 0, tokenCount, out,
                                 outStride);

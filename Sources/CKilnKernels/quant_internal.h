@@ -6,6 +6,13 @@
 
 #include "kiln_quant.h"
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__)
+#define KILN_VNNI 1
+#include <immintrin.h>
+#else
+#define KILN_VNNI 0
+#endif
+
 static inline uint16_t load_u16(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, 2);
@@ -27,5 +34,24 @@ void kiln_quantize_q8_K(const float *x, int64_t superBlocks, KilnQ8Activations o
 void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
                              int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                              float *out, int64_t outStride);
+
+/// The VNNI kernels of the K-quants whose weights widen to unsigned bytes (Q2_K, Q4_K, Q5_K,
+/// Q6_K), in kiln_quant_matmul_exact's order: tokens before `grouped` sum repacked types in spans
+/// of `gemmSpan` weights, and `tiled` selects the tiled kernel's order for the others. Returns 0,
+/// computing nothing, for other types and on CPUs without VNNI (quant_kquants_vnni.c).
+int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
+                                  int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
+                                  float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled);
+
+// Q4_K / Q5_K's packed 6-bit scales and mins of sub-block j (ggml's get_scale_min_k4).
+static inline void scale_min_k4(int j, const uint8_t *q, int32_t *d, int32_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
 
 #endif

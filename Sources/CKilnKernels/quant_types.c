@@ -139,17 +139,6 @@ static void ints_iq4_nl(const uint8_t *qs, int32_t *w) {
     }
 }
 
-// Q4_K / Q5_K's packed 6-bit scales and mins of sub-block j (ggml's get_scale_min_k4).
-static void scale_min_k4(int j, const uint8_t *q, int32_t *d, int32_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 // Q2_K: 16 scale bytes (low nibble scale, high nibble min), 2-bit quants.
 static void ints_q2_K(const uint8_t *p, int32_t *w) {
     const uint8_t *qs = p + 16;
@@ -601,6 +590,10 @@ void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int
     const int blockSpan = row->info.blockElements;
     // And it multiplies the other K-quants by eight or more tokens with its tiled kernel.
     const int tiled = row->info.blockElements == KILN_QK_K && tokenCount >= 8;
+    if (kiln_quant_matmul_kquant_vnni(type, base, rowBytes, firstRow, rowCount, blockCount, a, firstToken, tokenCount, out,
+                                      outStride, row->family == FAMILY_ROWS ? row->gemmSpan : 0, grouped, tiled)) {
+        return;
+    }
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *w = base + (size_t)r * rowBytes;
         for (int64_t t = firstToken; t < firstToken + tokenCount; t++) {

@@ -77,7 +77,9 @@ public final class QuantizedActivations: @unchecked Sendable {
     public var hasSuperBlocks: Bool { superValues != nil }
 
     /// Room for `rows` rows of `columns` values; columns must be a positive multiple of 32.
-    public init(columns: Int, rows: Int = 1) {
+    /// `superBlocks` also builds q8_K super-blocks (when the columns fill them) for K-quant
+    /// products; a caller whose weights have none passes false and skips their quantization.
+    public init(columns: Int, rows: Int = 1, superBlocks: Bool = true) {
         kernelRequire(columns > 0 && columns % QuantizationType.blockSize == 0,
                       "columns must be a positive multiple of 32, got \(columns)")
         requirePositive(rows, "rows")
@@ -90,7 +92,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales = .allocate(capacity: blocks)
         sums = .allocate(capacity: blocks)
         integerSums = .allocate(capacity: blocks)
-        if columns % 256 == 0 {
+        if superBlocks && columns % 256 == 0 {
             superValues = UnsafeMutableRawPointer.allocate(byteCount: rows * columns, alignment: 64)
                 .bindMemory(to: Int8.self, capacity: rows * columns)
             superScales = .allocate(capacity: blocks / 8)

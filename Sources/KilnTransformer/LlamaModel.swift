@@ -50,7 +50,10 @@ public final class LlamaModel: @unchecked Sendable {
     private let lastActivation: QuantizedActivations
     private let pool: ThreadPool
 
-    public init(file: GGUFFile, contextSize: Int? = nil, batchSize: Int = 64, pool: ThreadPool = .shared) throws {
+    /// `batchSize` tokens run through each matrix product at once. The default is llama.cpp's
+    /// n_batch (512): its kernels group a batch's tokens (in fours for repacked weights, from eight
+    /// for the tiled K-quant kernel), so the same batching gives the same bits.
+    public init(file: GGUFFile, contextSize: Int? = nil, batchSize: Int = 512, pool: ThreadPool = .shared) throws {
         let c = try LlamaConfiguration(gguf: file)
         configuration = c
         self.file = file
@@ -119,9 +122,14 @@ public final class LlamaModel: @unchecked Sendable {
         keyCache = buffer(c.layerCount * self.contextSize * c.kvSize)
         valueCache = buffer(c.layerCount * self.contextSize * c.kvSize)
         logits = buffer(c.vocabularySize)
-        hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b)
-        intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b)
-        lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1)
+        // q8_K super-blocks only where a K-quant projection reads them (quantizing costs per token).
+        let hiddenReaders = layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up] }
+        hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b,
+                                                 superBlocks: hiddenReaders.contains { $0.type.usesSuperBlockActivations })
+        intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b,
+                                                       superBlocks: layers.contains { $0.down.type.usesSuperBlockActivations })
+        lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1,
+                                              superBlocks: outputHead.type.usesSuperBlockActivations)
         for layer in layers {
             queryKeyValue.append([project(layer.query, queries, c.hiddenSize), project(layer.key, keys, c.kvSize),
                                   project(layer.value, values, c.kvSize)])
