@@ -114,7 +114,8 @@ void kiln_dequantize(int type, const void *blocks, int64_t elementCount, float *
 
 // ---- block decoding -------------------------------------------------------------------------
 // Each decoder yields a block's integer weights (and its integer scales) as ggml's dot products
-// see them; dequantization multiplies them out exactly as ggml's dequantize_row_* does.
+// see them; dequantization multiplies them out exactly as ggml's dequantize_row_* does, with the
+// multiply-add of a minimum fused as the compiled ggml code fuses it.
 
 static void ints_q4_0(const uint8_t *p, int32_t *w) {
     for (int j = 0; j < 16; j++) {
@@ -231,8 +232,8 @@ static void dq_q4_0(const uint8_t *p, float *y) {
 static void dq_q4_1(const uint8_t *p, float *y) {
     const float d = load_f16(p), m = load_f16(p + 2);
     for (int j = 0; j < 16; j++) {
-        y[j] = (float)(p[4 + j] & 0x0F) * d + m;
-        y[j + 16] = (float)(p[4 + j] >> 4) * d + m;
+        y[j] = fmaf((float)(p[4 + j] & 0x0F), d, m);
+        y[j + 16] = fmaf((float)(p[4 + j] >> 4), d, m);
     }
 }
 
@@ -247,7 +248,7 @@ static void dq_q5_1(const uint8_t *p, float *y) {
     int32_t w[32];
     ints_q5(p + 4, p + 8, 0, w);
     const float d = load_f16(p), m = load_f16(p + 2);
-    for (int j = 0; j < 32; j++) y[j] = (float)w[j] * d + m;
+    for (int j = 0; j < 32; j++) y[j] = fmaf((float)w[j], d, m);
 }
 
 static void dq_q8_0(const uint8_t *p, float *y) {
@@ -268,7 +269,7 @@ static void dq_q2_K(const uint8_t *p, float *y) {
     const float d = load_f16(p + 80), dmin = load_f16(p + 82);
     for (int i = 0; i < 16; i++) {
         const float dl = d * (float)(p[i] & 0xF), ml = dmin * (float)(p[i] >> 4);
-        for (int l = 0; l < 16; l++) y[16 * i + l] = dl * (float)w[16 * i + l] - ml;
+        for (int l = 0; l < 16; l++) y[16 * i + l] = fmaf(dl, (float)w[16 * i + l], -ml);
     }
 }
 
@@ -290,7 +291,7 @@ static void dq_scale_min_k4(const uint8_t *p, const int32_t *w, float *y) {
         int32_t sc, m;
         scale_min_k4(i, p + 4, &sc, &m);
         const float d1 = d * (float)sc, m1 = dmin * (float)m;
-        for (int l = 0; l < 32; l++) y[32 * i + l] = d1 * (float)w[32 * i + l] - m1;
+        for (int l = 0; l < 32; l++) y[32 * i + l] = fmaf(d1, (float)w[32 * i + l], -m1);
     }
 }
 

@@ -129,6 +129,16 @@ public final class QuantizedActivations: @unchecked Sendable {
                           kValues: superValues, kScales: superScales, kSums: superSums)
     }
 
+    /// Row `row`'s q8_K super-block `index` (values, d and the 16 sums), for inspection.
+    public func superBlock(row: Int, index: Int) -> (values: [Int8], scale: Float, sums: [Int16]) {
+        let count = columns / 256
+        kernelRequire(hasSuperBlocks && row >= 0 && row < rowCount && index >= 0 && index < count,
+                      "super-block (\(row), \(index)) out of range")
+        let b = row * count + index
+        return (Array(UnsafeBufferPointer(start: superValues! + b * 256, count: 256)), superScales![b],
+                Array(UnsafeBufferPointer(start: superSums! + b * 16, count: 16)))
+    }
+
     /// Row `row`'s int8 values, scales (f16-rounded d) and llama.cpp's q8_1 sums, for inspection.
     public func block(row: Int, index: Int) -> (values: [Int8], scale: Float, sum: Float, integerSum: Int32) {
         kernelRequire(row >= 0 && row < rowCount && index >= 0 && index < blockCount, "block (\(row), \(index)) out of range")

@@ -6,17 +6,26 @@ import Testing
 /// and dequantization must match exactly, and so must dot products: the kernels follow the scalar
 /// reference's (llama.cpp's) order of float operations, lane by lane.
 @Suite struct QuantizedTests {
-    static let legacyTypes: [QuantizationType] = [.q4_0, .q4_1, .q8_0]
+    static let types = QuantizationType.allCases
 
-    /// Random but valid blocks: f16 scales in a realistic range, every nibble/byte value possible.
+    /// Where each type's f16 scales sit in a block (every other byte may take any value).
+    static let halfOffsets: [QuantizationType: [Int]] = [
+        .q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0], .iq4_nl: [0],
+        .q2_K: [80, 82], .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208], .iq4_xs: [0],
+    ]
+
+    /// Random but valid blocks: f16 scales in a realistic range, every other byte value possible.
     static func randomBlocks(_ type: QuantizationType, blocks: Int, rng: inout SeededGenerator) -> [UInt8] {
         var bytes: [UInt8] = []
         for _ in 0..<blocks {
-            let d = Float.random(in: 0.0005...0.05, using: &rng) * (Bool.random(using: &rng) ? 1 : -1)
-            bytes += halfBytes(d)
-            if type == .q4_1 { bytes += halfBytes(Float.random(in: -0.4...0.4, using: &rng)) }
-            let payload = type == .q8_0 ? 32 : 16
-            bytes += (0..<payload).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var block = (0..<type.blockBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            for (i, offset) in halfOffsets[type]!.enumerated() {
+                // A K-quant's super-block scale multiplies 6-bit sub-scales: keep it small.
+                let magnitude: ClosedRange<Float> = type.blockElements == 256 ? 0.0001...0.002 : (i == 0 ? 0.0005...0.05 : 0.01...0.4)
+                let value = Float.random(in: magnitude, using: &rng) * (Bool.random(using: &rng) ? 1 : -1)
+                block.replaceSubrange(offset..<(offset + 2), with: halfBytes(value))
+            }
+            bytes += block
         }
         return bytes
     }
@@ -33,12 +42,29 @@ import Testing
         return x
     }
 
-    @Test(arguments: QuantizedTests.legacyTypes) func dequantizeMatchesReference(type: QuantizationType) {
+    @Test(arguments: QuantizedTests.types) func dequantizeMatchesReference(type: QuantizationType) {
         var rng = SeededGenerator(seed: 31)
         let bytes = Self.randomBlocks(type, blocks: 5, rng: &rng)
-        var out = [Float](repeating: .nan, count: 160)
-        bytes.withUnsafeBytes { QuantizedOps.dequantize(type, blocks: $0, count: 160, into: out.mutableBuffer) }
+        let count = 5 * type.blockElements
+        var out = [Float](repeating: .nan, count: count)
+        bytes.withUnsafeBytes { QuantizedOps.dequantize(type, blocks: $0, count: count, into: out.mutableBuffer) }
         #expect(out == Reference.dequantize(type, bytes: bytes))
+    }
+
+    @Test func superBlockQuantizationMatchesGGML() {
+        var rng = SeededGenerator(seed: 38)
+        var x = Self.activations(256 * 3, rng: &rng)
+        for i in 256..<512 { x[i] = 0 }  // an all-zero super-block: d = 0
+        x[600] = -400  // a negative extreme: the scale's sign follows it
+        let q = QuantizedActivations(columns: x.count)
+        q.quantize(x.buffer)
+        let expected = Reference.quantizeSuperBlocks(x)
+        for b in 0..<3 {
+            let block = q.superBlock(row: 0, index: b)
+            #expect(block.values.map(Int.init) == Array(expected.values[(b * 256)..<(b * 256 + 256)]))
+            #expect(block.scale == expected.scales[b])
+            #expect(block.sums.map(Int.init) == Array(expected.sums[(b * 16)..<(b * 16 + 16)]))
+        }
     }
 
     @Test func activationQuantizationMatchesLlamaRules() {
@@ -56,11 +82,11 @@ import Testing
         }
     }
 
-    @Test(arguments: QuantizedTests.legacyTypes, [1, 2, 3, 18, 48])
+    @Test(arguments: QuantizedTests.types, [1, 2, 3, 18, 48])
     func dotMatchesReference(type: QuantizationType, blocks: Int) {
         var rng = SeededGenerator(seed: 33 &+ UInt64(blocks))
         let bytes = Self.randomBlocks(type, blocks: blocks, rng: &rng)
-        let x = Self.activations(blocks * 32, rng: &rng)
+        let x = Self.activations(blocks * type.blockElements, rng: &rng)
         let q = QuantizedActivations(columns: x.count)
         q.quantize(x.buffer)
         let actual = bytes.withUnsafeBytes { QuantizedOps.dot(type, weightRow: $0, activations: q) }
@@ -72,20 +98,23 @@ import Testing
         // by at most half a step (max|x| of its block / 127), plus f16 rounding of the scale (2^-11).
         let exact = Reference.dot(weights, x)
         var bound: Float = 0
+        let span = type.usesSuperBlockActivations ? 256 : 32  // values sharing an activation scale
         for i in x.indices {
-            let block = x[(i / 32 * 32)..<(i / 32 * 32 + 32)]
+            let block = x[(i / span * span)..<(i / span * span + span)]
             let step = (block.map { abs($0) }.max() ?? 0) / 127
             bound += abs(weights[i]) * (step / 2 + abs(x[i]) / 1024)
         }
         #expect(abs(actual - exact) <= bound * 1.01 + 1e-5 * magnitude)
     }
 
-    /// The batched form (weights unpacked once per four activation rows, rows split over threads)
-    /// equals the single-row dot for every (row, token).
-    @Test(arguments: QuantizedTests.legacyTypes) func matmulMatchesRowDots(type: QuantizationType) {
+    /// The batched form (tiles of rows and tokens, rows split over threads) equals the scalar
+    /// reference for every (row, token), in the order llama.cpp uses for a batch of that many
+    /// tokens: 9 tokens take the tiled K-quant order and groups of four plus one, 6 and 4 the
+    /// vec_dot order and groups of four (with two left over for 6).
+    @Test(arguments: QuantizedTests.types) func matmulMatchesReference(type: QuantizationType) {
         var rng = SeededGenerator(seed: 34)
-        for (rows, blocks, tokens) in [(1, 1, 1), (37, 3, 9), (64, 18, 4), (5, 7, 6)] {
-            let columns = blocks * 32
+        for (rows, blocks, tokens) in [(1, 1, 1), (37, 3, 9), (24, 6, 4), (5, 7, 6)] {
+            let columns = blocks * type.blockElements
             let rowBytes = type.rowBytes(columns: columns)
             let weights = Self.randomBlocks(type, blocks: rows * blocks, rng: &rng)
             let x = Self.activations(tokens * columns, rng: &rng)
@@ -96,16 +125,16 @@ import Testing
             weights.withUnsafeBytes { w in
                 QuantizedOps.matmul(type, weights: w, rows: rows, activations: q, output: out.mutableBuffer, outputStride: stride)
             }
+            var differing = 0
             for t in 0..<tokens {
                 for r in 0..<rows {
-                    let expected = weights.withUnsafeBytes { w in
-                        QuantizedOps.dot(type, weightRow: UnsafeRawBufferPointer(rebasing: w[(r * rowBytes)...]),
-                                         activations: q, activationRow: t)
-                    }
-                    // Every tile shape computes each output in the same order: equal to the last bit.
-                    #expect(out[t * stride + r].bitPattern == expected.bitPattern, "row \(r) token \(t)")
+                    let expected = Reference.quantizedDot(type, weightRow: Array(weights[(r * rowBytes)..<((r + 1) * rowBytes)]),
+                                                          activations: Array(x[(t * columns)..<((t + 1) * columns)]),
+                                                          tokenIndex: t, tokenCount: tokens)
+                    if out[t * stride + r].bitPattern != expected.bitPattern { differing += 1 }
                 }
             }
+            #expect(differing == 0, "\(type) \(rows)x\(columns) by \(tokens) tokens: \(differing) outputs differ")
         }
     }
 
