@@ -1,17 +1,29 @@
 import ArgumentParser
 import Foundation
+import KilnFormats
 import KilnKernels
+import KilnTransformer
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show the CPU features, kernel paths and installed checkpoints Kiln will use."
+        abstract: "Show the CPU features, kernel paths and installed checkpoints Kiln will use, or what a GGUF file holds.",
+        discussion: "With MODEL.gguf: architecture, parameters, tensor types and bits per weight, context length, vocabulary, chat template, and whether Kiln runs every tensor."
     )
+
+    @Argument(help: "A GGUF model to describe instead.")
+    var model: String?
 
     @Option(help: "The checkpoints folder to list.")
     var checkpoints = "Checkpoints"
 
     func run() throws {
+        if let model {
+            let file: GGUFFile
+            do { file = try GGUFFile(path: model) } catch { throw CLIError("\(model): \(error)") }
+            Self.describe(ModelSummary(file: file), path: model)
+            return
+        }
         let cpu = CPUDescription.current
         print("CPU             \(cpu.model) (\(cpu.logicalCores) logical cores)")
         print("vector ISA      \(cpu.vectorFeatures.joined(separator: " "))")
@@ -31,6 +43,22 @@ struct InfoCommand: ParsableCommand {
             let state = size.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? (file.hasPrefix("vae/") || file.hasPrefix("gan/") ? "missing — kiln train" : "missing — run scripts/setup")
             print("  \(file.padding(toLength: 38, withPad: " ", startingAt: 0)) \(state.padding(toLength: 30, withPad: " ", startingAt: 0)) \(role)")
         }
+    }
+}
+
+extension InfoCommand {
+    static func describe(_ s: ModelSummary, path: String) {
+        func millions(_ n: Int) -> String { String(format: "%.1fM", Double(n) / 1e6) }
+        print("model           \(path)\(s.name.map { " (\($0))" } ?? "")")
+        print("architecture    \(s.architecture)")
+        print("parameters      \(millions(s.parameters)), \(String(format: "%.2f", s.bitsPerWeight)) bits per weight")
+        for t in s.types {
+            print("  \("\(t.type)".padded(8)) \(String(t.tensors).padded(4, left: true)) tensors  \(millions(t.parameters).padded(8, left: true))  \(String(format: "%5.2f", t.bitsPerWeight)) bits/weight")
+        }
+        print("context length  \(s.contextLength.map(String.init) ?? "not stated")")
+        print("vocabulary      \(s.vocabularySize.map(String.init) ?? "none")\(s.tokenizerModel.map { " (\($0))" } ?? "")")
+        print("chat template   \(s.hasChatTemplate ? "yes" : "no")")
+        print("Kiln runs it    \(s.unsupported.map { "no: \($0)" } ?? "yes")")
     }
 }
 

@@ -48,6 +48,21 @@ import Testing
         #expect(dropped.stdout == "Hello world\n")
     }
 
+    /// `kiln info MODEL.gguf` reads the tensor table: SmolLM2 Q4_1 has 210 Q4_1 tensors, one Q8_0 and
+    /// 61 F32 (as llama.cpp's loader lists them), 134.5M weights, and Kiln runs it; a file that is
+    /// not GGUF is refused by name.
+    @Test func infoDescribesAModel() throws {
+        guard Self.ready() else { return }
+        let info = try Self.kiln(["info", Self.model])
+        #expect(info.status == 0)
+        for line in ["architecture    llama", "parameters      134.5M", "Q4_1      210 tensors", "Q8_0        1 tensors",
+                     "context length  8192", "vocabulary      49152 (gpt2)", "chat template   yes", "Kiln runs it    yes"] {
+            #expect(info.stdout.contains(line), "missing \(line) in\n\(info.stdout)")
+        }
+        let notModel = try Self.kiln(["info", "README.md"])
+        #expect(notModel.status == 1 && notModel.stderr.contains("README.md: not a GGUF file"))
+    }
+
     @Test func badInputIsAnErrorWithAMessage() throws {
         guard Self.ready() else { return }
         let outside = try Self.kiln(["detokenize", "--model", Self.model, "--ids", "5,99999999"])
