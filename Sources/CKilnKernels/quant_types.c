@@ -371,213 +371,170 @@ void kiln_quantize_q8_K(const float *x, int64_t superBlocks, KilnQ8Activations o
 
 // ---- exact-order dot products ---------------------------------------------------------------
 
-// lanes[l] += Σ_{k ≡ 4l…4l+3 mod 32} scale(k) · w[k] · a[k] over `count` elements, scale per
-// `scaleSpan` elements.
-static inline void add_lanes(const int32_t *w, const int8_t *a, const int32_t *scales, int scaleSpan, int count,
-                             int32_t lanes[8]) {
-    for (int e = 0; e < count; e++) lanes[(e & 31) >> 2] += scales[e / scaleSpan] * w[e] * a[e];
-}
+// A K-quant super-block as every order reads it: integer weights (Q6_K's unsigned, its offset 32
+// taken through the activation sums as ggml does), the scale and min of each 16 weights, and d, dmin.
+typedef struct {
+    int32_t ints[256];
+    int32_t scales[16];
+    int32_t mins[16];  // 0 for types without mins
+    float d, dmin;
+} SuperBlock;
 
-static const int32_t kUnitScales[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-
-// A K-quant super-block's exact integer sums as ggml's tiled kernel forms them: Σ over the
-// sub-blocks of scale · (weights · activations), Σ of mins · activation sums, and the weight
-// scales d and dmin (dmin 0 for types without mins).
-static void super_block_sums(int type, const uint8_t *p, const int8_t *q8, const int16_t *bsums, int32_t *sum,
-                             int32_t *minSum, float *d, float *dmin) {
-    int32_t ints[256], sc[16], mins[16];
-    int scaleSpan = 16;
-    *minSum = 0;
-    *dmin = 0;
+static void decode_super_block(int type, const uint8_t *p, SuperBlock *k) {
+    int32_t sc[16], mins[8];
+    memset(k->mins, 0, sizeof k->mins);
+    k->dmin = 0;
     switch (type) {
+    case KILN_QTYPE_Q2_K:
+        ints_q2_K(p, k->ints);
+        for (int i = 0; i < 16; i++) {
+            k->scales[i] = p[i] & 0xF;
+            k->mins[i] = p[i] >> 4;
+        }
+        k->d = load_f16(p + 80);
+        k->dmin = load_f16(p + 82);
+        return;
     case KILN_QTYPE_Q3_K:
-        ints_q3_K(p, ints);
-        scales_q3_K(p, sc);
-        *d = load_f16(p + 108);
-        break;
-    case KILN_QTYPE_Q5_K:
-        ints_q5_K(p, ints);
-        for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
-        for (int j = 0; j < 8; j++) *minSum += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-        scaleSpan = 32;
-        *d = load_f16(p);
-        *dmin = load_f16(p + 2);
-        break;
+        ints_q3_K(p, k->ints);
+        scales_q3_K(p, k->scales);
+        k->d = load_f16(p + 108);
+        return;
     case KILN_QTYPE_Q6_K: {
-        ints_q6_K(p, ints);
+        ints_q6_K(p, k->ints);
         const int8_t *s8 = (const int8_t *)(p + 192);
-        for (int j = 0; j < 16; j++) sc[j] = s8[j];
-        for (int e = 0; e < 256; e++) ints[e] -= 32;
-        *d = load_f16(p + 208);
-        break;
+        for (int i = 0; i < 16; i++) k->scales[i] = s8[i];
+        k->d = load_f16(p + 208);
+        return;
     }
-    default:  // IQ4_XS
-        ints_iq4_xs(p, ints);
+    case KILN_QTYPE_IQ4_XS:
+        ints_iq4_xs(p, k->ints);
         for (int ib = 0; ib < 8; ib++) sc[ib] = iq4_xs_scale(p, ib);
-        scaleSpan = 32;
-        *d = load_f16(p);
+        k->d = load_f16(p);
+        break;
+    default:  // Q4_K, Q5_K
+        if (type == KILN_QTYPE_Q4_K) ints_q4_K(p, k->ints);
+        else ints_q5_K(p, k->ints);
+        for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
+        for (int j = 0; j < 8; j++) k->mins[2 * j] = k->mins[2 * j + 1] = mins[j];
+        k->d = load_f16(p);
+        k->dmin = load_f16(p + 2);
         break;
     }
-    int32_t total = 0;
-    for (int e = 0; e < 256; e++) total += sc[e / scaleSpan] * ints[e] * q8[e];
-    *sum = total;
+    for (int j = 0; j < 8; j++) k->scales[2 * j] = k->scales[2 * j + 1] = sc[j];  // 32-weight scales
 }
 
-// One output of a lanes-family K-quant when eight or more tokens are multiplied at once: ggml's
-// tiled kernel scales each super-block's integer sum by d (and subtracts dmin · mins with one
-// FMA), then adds its product with the activation scale to the running total (one FMA: the
-// compiled ggml code contracts the multiply and the add).
-static float dot_tiled(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t) {
-    const size_t bytes = kiln_quant_block_bytes(type);
-    const int64_t superBlocks = blockCount / 8;
-    float total = 0;
-    for (int64_t b = 0; b < superBlocks; b++) {
-        const int64_t block = t * superBlocks + b;
-        int32_t sum, minSum;
-        float d, dmin;
-        super_block_sums(type, w + b * bytes, a.kValues + block * KILN_QK_K, a.kSums + block * 16, &sum, &minSum, &d, &dmin);
-        float result = (float)sum * d;
-        if (dmin != 0) result = fmaf(-dmin, (float)minSum, result);
-        total = fmaf(result, a.kScales[block], total);
+// vec_dot's eight int32 lanes of a super-block: lane l takes elements 4l…4l+3 of every 32.
+static void super_block_lanes(int type, const SuperBlock *k, const int8_t *q8, const int16_t *bsums, int32_t lanes[8]) {
+    for (int l = 0; l < 8; l++) lanes[l] = 0;
+    for (int e = 0; e < 256; e++) lanes[(e & 31) >> 2] += k->scales[e / 16] * k->ints[e] * q8[e];
+    if (type == KILN_QTYPE_Q6_K) {
+        for (int l = 0; l < 8; l++) {
+            lanes[l] -= 32 * (bsums[2 * l] * k->scales[2 * l] + bsums[2 * l + 1] * k->scales[2 * l + 1]);
+        }
     }
-    return total;
 }
 
-// One output of a "lanes" type: weight row `w` (blockCount blocks of 32) against token `t`.
-static float dot_lanes(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t) {
+static int32_t super_block_min_sum(const SuperBlock *k, const int16_t *bsums, int firstGroup, int groupEnd) {
+    int32_t sum = 0;
+    for (int g = firstGroup; g < groupEnd; g++) sum += k->mins[g] * bsums[g];
+    return sum;
+}
+
+// One output of a 32-weight type in vec_dot's lane order.
+static float dot_lanes_32(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     float summs = 0;
-    int32_t ints[256];
-    if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1 || type == KILN_QTYPE_Q8_0) {
-        const size_t bytes = kiln_quant_block_bytes(type);
-        for (int64_t b = 0; b < blockCount; b++) {
-            const uint8_t *p = w + b * bytes;
-            const int64_t block = t * blockCount + b;
-            switch (type) {
-            case KILN_QTYPE_Q4_1:
-                for (int j = 0; j < 16; j++) {
-                    ints[j] = p[4 + j] & 0x0F;
-                    ints[j + 16] = p[4 + j] >> 4;
-                }
-                break;
-            case KILN_QTYPE_Q5_0: ints_q5(p + 2, p + 6, 16, ints); break;
-            case KILN_QTYPE_Q5_1: ints_q5(p + 4, p + 8, 0, ints); break;
-            default:
-                for (int j = 0; j < 32; j++) ints[j] = (int8_t)p[2 + j];
-                break;
-            }
-            int32_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            add_lanes(ints, a.values + block * KILN_QK, kUnitScales, 32, 32, lanes);
-            const float scale = load_f16(p) * a.scales[block];
-            for (int l = 0; l < 8; l++) acc[l] = fmaf(scale, (float)lanes[l], acc[l]);
-            if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1) summs = fmaf(load_f16(p + 2), a.sums[block], summs);
-        }
-        return sum_lanes8(acc) + summs;
-    }
+    int32_t ints[32];
     const size_t bytes = kiln_quant_block_bytes(type);
-    const int64_t superBlocks = blockCount / 8;
-    for (int64_t b = 0; b < superBlocks; b++) {
+    for (int64_t b = 0; b < blockCount; b++) {
         const uint8_t *p = w + b * bytes;
-        const int64_t block = t * superBlocks + b;
-        const int8_t *q8 = a.kValues + block * KILN_QK_K;
-        const int16_t *bsums = a.kSums + block * 16;
-        const float ad = a.kScales[block];
-        int32_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int32_t sc[16];
-        float d;
+        const int64_t block = t * blockCount + b;
         switch (type) {
-        case KILN_QTYPE_Q3_K:
-            ints_q3_K(p, ints);
-            scales_q3_K(p, sc);
-            add_lanes(ints, q8, sc, 16, 256, lanes);
-            d = ad * load_f16(p + 108);
+        case KILN_QTYPE_Q4_1:
+            for (int j = 0; j < 16; j++) {
+                ints[j] = p[4 + j] & 0x0F;
+                ints[j + 16] = p[4 + j] >> 4;
+            }
             break;
-        case KILN_QTYPE_Q5_K: {
-            ints_q5_K(p, ints);
-            int32_t mins[8], imin = 0;
-            for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
-            for (int j = 0; j < 8; j++) imin += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-            add_lanes(ints, q8, sc, 32, 256, lanes);
-            d = ad * load_f16(p);
-            const float dmin = -ad * load_f16(p + 2);
-            summs = fmaf(dmin, (float)imin, summs);
+        case KILN_QTYPE_Q5_0: ints_q5(p + 2, p + 6, 16, ints); break;
+        case KILN_QTYPE_Q5_1: ints_q5(p + 4, p + 8, 0, ints); break;
+        default:
+            for (int j = 0; j < 32; j++) ints[j] = (int8_t)p[2 + j];
             break;
         }
-        case KILN_QTYPE_Q6_K: {
-            ints_q6_K(p, ints);
-            const int8_t *s8 = (const int8_t *)(p + 192);
-            for (int j = 0; j < 16; j++) sc[j] = s8[j];
-            add_lanes(ints, q8, sc, 16, 256, lanes);
-            // ggml subtracts the offset 32 of every quant through the activation sums, lane by lane.
-            for (int l = 0; l < 8; l++) lanes[l] -= 32 * (bsums[2 * l] * sc[2 * l] + bsums[2 * l + 1] * sc[2 * l + 1]);
-            d = ad * load_f16(p + 208);
-            break;
-        }
-        default:  // IQ4_XS
-            ints_iq4_xs(p, ints);
-            for (int ib = 0; ib < 8; ib++) sc[ib] = iq4_xs_scale(p, ib);
-            add_lanes(ints, q8, sc, 32, 256, lanes);
-            d = load_f16(p) * ad;
-            break;
-        }
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lanes[l], acc[l]);
+        const int8_t *q8 = a.values + block * KILN_QK;
+        int32_t lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int e = 0; e < 32; e++) lanes[e >> 2] += ints[e] * q8[e];
+        const float scale = load_f16(p) * a.scales[block];
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(scale, (float)lanes[l], acc[l]);
+        if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1) summs = fmaf(load_f16(p + 2), a.sums[block], summs);
     }
     return sum_lanes8(acc) + summs;
 }
 
-// One output of a "rows" type; `span` weights per FMA (the block for gemv, gemmSpan for gemm).
-static float dot_rows(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t, int span) {
-    float acc = 0, accMin = 0;
-    int32_t ints[256];
-    if (type == KILN_QTYPE_Q4_0 || type == KILN_QTYPE_IQ4_NL) {
-        for (int64_t b = 0; b < blockCount; b++) {
-            const uint8_t *p = w + b * 18;
-            const int64_t block = t * blockCount + b;
-            if (type == KILN_QTYPE_Q4_0) ints_q4_0(p, ints);
-            else ints_iq4_nl(p + 2, ints);
-            const int8_t *q8 = a.values + block * KILN_QK;
-            int32_t sum = 0;
-            for (int e = 0; e < 32; e++) sum += ints[e] * q8[e];
-            acc = fmaf((float)sum, load_f16(p) * a.scales[block], acc);
-        }
-        return acc;
-    }
+// The three orders of a K-quant output over its super-blocks (quant_types.c's header):
+// vec_dot lanes, ggml's tiled kernel (from 8 tokens), or repacked rows in spans of `span` weights.
+typedef enum { ORDER_LANES, ORDER_TILED, ORDER_ROWS } SuperBlockOrder;
+
+static float dot_super_blocks(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t,
+                              SuperBlockOrder order, int span) {
     const size_t bytes = kiln_quant_block_bytes(type);
     const int64_t superBlocks = blockCount / 8;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float summs = 0, total = 0, accMin = 0;
+    SuperBlock k;
     for (int64_t b = 0; b < superBlocks; b++) {
-        const uint8_t *p = w + b * bytes;
         const int64_t block = t * superBlocks + b;
         const int8_t *q8 = a.kValues + block * KILN_QK_K;
         const int16_t *bsums = a.kSums + block * 16;
         const float ad = a.kScales[block];
-        int32_t sc[16], mins[16];
-        int scaleSpan;
-        float d, dmin;
-        if (type == KILN_QTYPE_Q4_K) {
-            ints_q4_K(p, ints);
-            for (int j = 0; j < 8; j++) scale_min_k4(j, p + 4, &sc[j], &mins[j]);
-            scaleSpan = 32;
-            d = load_f16(p) * ad;
-            dmin = load_f16(p + 2) * ad;
-        } else {  // Q2_K
-            ints_q2_K(p, ints);
-            for (int j = 0; j < 16; j++) {
-                sc[j] = p[j] & 0xF;
-                mins[j] = p[j] >> 4;
+        decode_super_block(type, w + b * bytes, &k);
+        if (order == ORDER_ROWS) {
+            // Each span's whole integer sum, one FMA by d·d_a; the mins' chain subtracted at the end.
+            const float d = k.d * ad, dmin = k.dmin * ad;
+            for (int s0 = 0; s0 < 256; s0 += span) {
+                int32_t sum = 0;
+                for (int e = s0; e < s0 + span; e++) sum += k.scales[e / 16] * k.ints[e] * q8[e];
+                total = fmaf((float)sum, d, total);
+                accMin = fmaf((float)super_block_min_sum(&k, bsums, s0 / 16, (s0 + span) / 16), dmin, accMin);
             }
-            scaleSpan = 16;
-            d = load_f16(p + 80) * ad;
-            dmin = load_f16(p + 82) * ad;
+            continue;
         }
-        for (int s0 = 0; s0 < 256; s0 += span) {
-            int32_t sum = 0, minSum = 0;
-            for (int e = s0; e < s0 + span; e++) sum += sc[e / scaleSpan] * ints[e] * q8[e];
-            for (int g = s0 / 16; g < (s0 + span) / 16; g++) minSum += mins[(16 * g) / scaleSpan] * bsums[g];
-            acc = fmaf((float)sum, d, acc);
-            accMin = fmaf((float)minSum, dmin, accMin);
+        int32_t lanes[8];
+        super_block_lanes(type, &k, q8, bsums, lanes);
+        const int32_t minSum = super_block_min_sum(&k, bsums, 0, 16);
+        if (order == ORDER_TILED) {
+            // (Σ·d − dmin·mins) with one FMA, then one FMA by d_a (the compiled ggml code contracts it).
+            int32_t sum = 0;
+            for (int l = 0; l < 8; l++) sum += lanes[l];
+            float result = (float)sum * k.d;
+            if (k.dmin != 0) result = fmaf(-k.dmin, (float)minSum, result);
+            total = fmaf(result, ad, total);
+        } else {
+            const float d = ad * k.d;
+            for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lanes[l], acc[l]);
+            if (k.dmin != 0) summs = fmaf(-ad * k.dmin, (float)minSum, summs);
         }
     }
-    return acc - accMin;
+    if (order == ORDER_ROWS) return total - accMin;
+    return order == ORDER_TILED ? total : sum_lanes8(acc) + summs;
+}
+
+// One output of a repacked 32-weight type (Q4_0, IQ4_NL): one FMA per block's integer sum.
+static float dot_rows_32(int type, const uint8_t *w, int64_t blockCount, KilnQ8Activations a, int64_t t) {
+    float acc = 0;
+    int32_t ints[32];
+    for (int64_t b = 0; b < blockCount; b++) {
+        const uint8_t *p = w + b * 18;
+        const int64_t block = t * blockCount + b;
+        if (type == KILN_QTYPE_Q4_0) ints_q4_0(p, ints);
+        else ints_iq4_nl(p + 2, ints);
+        const int8_t *q8 = a.values + block * KILN_QK;
+        int32_t sum = 0;
+        for (int e = 0; e < 32; e++) sum += ints[e] * q8[e];
+        acc = fmaf((float)sum, load_f16(p) * a.scales[block], acc);
+    }
+    return acc;
 }
 
 void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
@@ -588,7 +545,6 @@ void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int
     // llama.cpp multiplies repacked weights by tokens in groups of four (gemm) and the rest one
     // at a time (gemv); the two sum K-quant spans differently.
     const int64_t grouped = tokenCount - tokenCount % 4;
-    const int blockSpan = row->info.blockElements;
     // And it multiplies the other K-quants by eight or more tokens with its tiled kernel.
     const int tiled = row->info.blockElements == KILN_QK_K && tokenCount >= 8;
     if (kiln_quant_matmul_kquant_vnni(type, base, rowBytes, firstRow, rowCount, blockCount, a, firstToken, tokenCount, out,
@@ -599,10 +555,12 @@ void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int
         const uint8_t *w = base + (size_t)r * rowBytes;
         for (int64_t t = firstToken; t < firstToken + tokenCount; t++) {
             float v;
-            if (row->family == FAMILY_LANES) {
-                v = tiled ? dot_tiled(type, w, blockCount, a, t) : dot_lanes(type, w, blockCount, a, t);
+            if (row->info.blockElements == KILN_QK) {
+                v = row->family == FAMILY_LANES ? dot_lanes_32(type, w, blockCount, a, t) : dot_rows_32(type, w, blockCount, a, t);
+            } else if (row->family == FAMILY_LANES) {
+                v = dot_super_blocks(type, w, blockCount, a, t, tiled ? ORDER_TILED : ORDER_LANES, 0);
             } else {
-                v = dot_rows(type, w, blockCount, a, t, t - firstToken < grouped ? row->gemmSpan : blockSpan);
+                v = dot_super_blocks(type, w, blockCount, a, t, ORDER_ROWS, t - firstToken < grouped ? row->gemmSpan : KILN_QK_K);
             }
             out[t * outStride + r] = v;
         }
