@@ -5,8 +5,8 @@
 // The AVX-512 VNNI path widens the weight nibbles to bytes in activation order and multiplies them
 // with vpdpbusd (unsigned x signed; signed weights through |w| and a sign-flipped activation).
 // Integer sums are exact; the float steps after them follow llama.cpp's CPU order (see "dot
-// products" below), so Kiln and llama.cpp produce the same bits from the same file. A portable
-// path computes the same sums and float steps one output at a time.
+// products" below), so Kiln and llama.cpp produce the same bits from the same file. Without VNNI
+// quant_types.c's portable kernels compute the same sums and float steps.
 #include "kiln_quant.h"
 #include "quant_internal.h"
 
@@ -123,26 +123,6 @@ void kiln_quantize_activations(const float *x, int64_t blockCount, KilnQ8Activat
 // d_w·d_a and accumulated with one FMA per block; the eight lanes are then summed pairwise
 // ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), and Q4_1's Σ m·s (its own FMA chain) is added last.
 // The VNNI path keeps two weight rows in one 512-bit register, one row per 256-bit half.
-
-// The eight lane sums of one block: lane j = Σ (w_k − offset)·a_k over k = 4j..4j+3.
-KILN_ALWAYS_INLINE void block_lanes_portable(int type, const uint8_t *p, const int8_t *a, int32_t lanes[8]) {
-    int32_t w[KILN_QK];
-    switch (type) {
-    case KILN_QTYPE_Q4_1:
-        for (int j = 0; j < 16; j++) {
-            w[j] = p[4 + j] & 0x0F;
-            w[j + 16] = p[4 + j] >> 4;
-        }
-        break;
-    default:
-        for (int j = 0; j < 32; j++) w[j] = (int8_t)p[2 + j];
-        break;
-    }
-    for (int l = 0; l < 8; l++) {
-        lanes[l] = w[4 * l] * a[4 * l] + w[4 * l + 1] * a[4 * l + 1] + w[4 * l + 2] * a[4 * l + 2] +
-                   w[4 * l + 3] * a[4 * l + 3];
-    }
-}
 
 #if KILN_VNNI
 
@@ -269,64 +249,31 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
 
 #endif  // KILN_VNNI
 
-// The portable path: the same lanes, FMAs and pairwise sums one output at a time.
-KILN_ALWAYS_INLINE void tile_portable(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int R,
-                                      int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int T,
-                                      float *out, int64_t outStride) {
-    const size_t bytes = kiln_quant_block_bytes(type);
-    for (int r = 0; r < R; r++) {
-        const uint8_t *row = base + (size_t)(firstRow + r) * rowBytes;
-        for (int t = 0; t < T; t++) {
-            float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            float summs = 0.0f;
-            for (int64_t b = 0; b < blockCount; b++) {
-                const int64_t block = (firstToken + t) * blockCount + b;
-                const uint8_t *p = row + b * bytes;
-                int32_t sums[8];
-                block_lanes_portable(type, p, a.values + block * KILN_QK, sums);
-                const float scale = kiln_f16_to_f32_scalar(load_u16(p)) * a.scales[block];
-                for (int l = 0; l < 8; l++) lanes[l] = fmaf(scale, (float)sums[l], lanes[l]);
-                if (type == KILN_QTYPE_Q4_1) summs = fmaf(kiln_f16_to_f32_scalar(load_u16(p + 2)), a.sums[block], summs);
-            }
-            out[(firstToken + t) * outStride + firstRow + r] = sum_lanes8(lanes) + summs;
-        }
-    }
-}
-
-#if KILN_VNNI
-#define KILN_TILE tile_vnni
-#else
-#define KILN_TILE tile_portable
-#endif
-
-// The types the tiles above compute; every other type takes quant_types.c's exact kernels.
-static int has_tile(int type) {
-    if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q8_0) return 1;
-    return KILN_VNNI && (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1);
-}
-
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
     float sum = 0.0f;
-    if (!has_tile(type)) {
-        kiln_quant_matmul_exact(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
+#if KILN_VNNI
+    if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q8_0 || type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1) {
+        // A one-row "matrix"; outStride 0 sends the result for token `row` to index 0.
+        tile_vnni(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
         return sum;
     }
-    // A one-row "matrix"; outStride 0 sends the result for token `row` to index 0.
-    KILN_TILE(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
+#endif
+    kiln_quant_matmul_exact(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
     return sum;
 }
 
 // Tiles of four weight rows × up to four tokens: every block is widened once per four tokens and
 // every activation block loaded once per four rows. Specialized per type so the inner branches
-// fold away.
+// fold away. The types without a tile (and every type without VNNI) take quant_types.c's exact
+// kernels.
 #define KILN_MATMUL_BODY(TYPE)                                                                       \
     for (int64_t r = rowBegin; r < rowEnd; r += 4) {                                                 \
         const int R = rowEnd - r < 4 ? (int)(rowEnd - r) : 4;                                        \
         for (int64_t t = 0; t < tokenCount; t += 4) {                                                \
             const int T = tokenCount - t < 4 ? (int)(tokenCount - t) : 4;                            \
-            if (R == 4 && T == 4) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, out, outStride); \
-            else if (R == 4 && T == 1) KILN_TILE(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, out, outStride); \
-            else KILN_TILE(TYPE, base, rowBytes, r, R, blockCount, a, t, T, out, outStride);         \
+            if (R == 4 && T == 4) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, out, outStride); \
+            else if (R == 4 && T == 1) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, out, outStride); \
+            else tile_vnni(TYPE, base, rowBytes, r, R, blockCount, a, t, T, out, outStride);         \
         }                                                                                            \
     }
 
@@ -334,10 +281,10 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
                        int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out,
                        int64_t outStride) {
     const uint8_t *base = (const uint8_t *)weights;
-    switch (has_tile(type) ? type : -1) {
+    switch (type) {
+#if KILN_VNNI
     case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
     case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
-#if KILN_VNNI
     case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0) break;
     case KILN_QTYPE_Q5_1: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1) break;
 #endif
