@@ -43,6 +43,25 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                                   float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled);
 
+/// IQ4_NL's and IQ4_XS's 16 grid values (quant_types.c).
+extern const int8_t kiln_iq4nl_values[16];
+
+// Row quantizers, `count` floats (whole blocks) each (quant_encode.c).
+void kiln_encode_f16(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_bf16(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q4_0(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q4_1(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q5_0(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q5_1(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q8_0(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q2_K(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q3_K(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q4_K(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q5_K(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_q6_K(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_iq4_nl(const float *x, uint8_t *y, int64_t count);
+void kiln_encode_iq4_xs(const float *x, uint8_t *y, int64_t count);
+
 // Q4_K / Q5_K's packed 6-bit scales and mins of sub-block j (ggml's get_scale_min_k4).
 static inline void scale_min_k4(int j, const uint8_t *q, int32_t *d, int32_t *m) {
     if (j < 4) {

@@ -16,17 +16,20 @@
 
 #include "quant_internal.h"
 
-static const int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t kiln_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // ---- the table -------------------------------------------------------------------------------
 
 typedef void (*DequantizeBlock)(const uint8_t *block, float *out);
+
+typedef void (*EncodeRow)(const float *x, uint8_t *out, int64_t count);
 
 typedef enum { FAMILY_NONE, FAMILY_LANES, FAMILY_ROWS } KernelFamily;
 
 typedef struct {
     KilnQuantTypeInfo info;
     DequantizeBlock dequantize;
+    EncodeRow encode;  // quantization as ggml's reference quantizers do it (quant_encode.c)
     KernelFamily family;
     int32_t gemmSpan;  // rows family: weights per FMA when four tokens are multiplied together
 } TypeRow;
@@ -50,40 +53,40 @@ static void dq_bf16(const uint8_t *p, float *y) {
     memcpy(y, &bits, 4);
 }
 
-#define ROW(T, NAME, N, BYTES, ACT, KERNELS, DQ, FAMILY, SPAN) \
-    {{T, NAME, N, BYTES, ACT, KERNELS}, DQ, FAMILY, SPAN}
+#define ROW(T, NAME, N, BYTES, ACT, KERNELS, DQ, ENC, FAMILY, SPAN) \
+    {{T, NAME, N, BYTES, ACT, KERNELS, ENC != NULL}, DQ, ENC, FAMILY, SPAN}
 enum { NONE_ = KILN_ACTIVATION_NONE, Q8_0_ = KILN_ACTIVATION_Q8_0, Q8_K_ = KILN_ACTIVATION_Q8_K };
 
 static const TypeRow kTypes[] = {
-    ROW(0, "F32", 1, 4, NONE_, 1, dq_f32, FAMILY_NONE, 0),
-    ROW(1, "F16", 1, 2, NONE_, 1, dq_f16, FAMILY_NONE, 0),
-    ROW(2, "Q4_0", 32, 18, Q8_0_, 1, dq_q4_0, FAMILY_ROWS, 32),
-    ROW(3, "Q4_1", 32, 20, Q8_0_, 1, dq_q4_1, FAMILY_LANES, 0),
-    ROW(6, "Q5_0", 32, 22, Q8_0_, 1, dq_q5_0, FAMILY_LANES, 0),
-    ROW(7, "Q5_1", 32, 24, Q8_0_, 1, dq_q5_1, FAMILY_LANES, 0),
-    ROW(8, "Q8_0", 32, 34, Q8_0_, 1, dq_q8_0, FAMILY_LANES, 0),
-    ROW(9, "Q8_1", 32, 36, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(10, "Q2_K", 256, 84, Q8_K_, 1, dq_q2_K, FAMILY_ROWS, 128),
-    ROW(11, "Q3_K", 256, 110, Q8_K_, 1, dq_q3_K, FAMILY_LANES, 0),
-    ROW(12, "Q4_K", 256, 144, Q8_K_, 1, dq_q4_K, FAMILY_ROWS, 64),
-    ROW(13, "Q5_K", 256, 176, Q8_K_, 1, dq_q5_K, FAMILY_LANES, 0),
-    ROW(14, "Q6_K", 256, 210, Q8_K_, 1, dq_q6_K, FAMILY_LANES, 0),
-    ROW(15, "Q8_K", 256, 292, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(16, "IQ2_XXS", 256, 66, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(17, "IQ2_XS", 256, 74, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(18, "IQ3_XXS", 256, 98, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(19, "IQ1_S", 256, 50, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(20, "IQ4_NL", 32, 18, Q8_0_, 1, dq_iq4_nl, FAMILY_ROWS, 32),
-    ROW(21, "IQ3_S", 256, 110, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(22, "IQ2_S", 256, 82, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(23, "IQ4_XS", 256, 136, Q8_K_, 1, dq_iq4_xs, FAMILY_LANES, 0),
-    ROW(24, "I8", 1, 1, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(25, "I16", 1, 2, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(26, "I32", 1, 4, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(27, "I64", 1, 8, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(28, "F64", 1, 8, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(29, "IQ1_M", 256, 56, NONE_, 0, NULL, FAMILY_NONE, 0),
-    ROW(30, "BF16", 1, 2, NONE_, 1, dq_bf16, FAMILY_NONE, 0),
+    ROW(0, "F32", 1, 4, NONE_, 1, dq_f32, NULL, FAMILY_NONE, 0),
+    ROW(1, "F16", 1, 2, NONE_, 1, dq_f16, kiln_encode_f16, FAMILY_NONE, 0),
+    ROW(2, "Q4_0", 32, 18, Q8_0_, 1, dq_q4_0, kiln_encode_q4_0, FAMILY_ROWS, 32),
+    ROW(3, "Q4_1", 32, 20, Q8_0_, 1, dq_q4_1, kiln_encode_q4_1, FAMILY_LANES, 0),
+    ROW(6, "Q5_0", 32, 22, Q8_0_, 1, dq_q5_0, kiln_encode_q5_0, FAMILY_LANES, 0),
+    ROW(7, "Q5_1", 32, 24, Q8_0_, 1, dq_q5_1, kiln_encode_q5_1, FAMILY_LANES, 0),
+    ROW(8, "Q8_0", 32, 34, Q8_0_, 1, dq_q8_0, kiln_encode_q8_0, FAMILY_LANES, 0),
+    ROW(9, "Q8_1", 32, 36, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(10, "Q2_K", 256, 84, Q8_K_, 1, dq_q2_K, kiln_encode_q2_K, FAMILY_ROWS, 128),
+    ROW(11, "Q3_K", 256, 110, Q8_K_, 1, dq_q3_K, kiln_encode_q3_K, FAMILY_LANES, 0),
+    ROW(12, "Q4_K", 256, 144, Q8_K_, 1, dq_q4_K, kiln_encode_q4_K, FAMILY_ROWS, 64),
+    ROW(13, "Q5_K", 256, 176, Q8_K_, 1, dq_q5_K, kiln_encode_q5_K, FAMILY_LANES, 0),
+    ROW(14, "Q6_K", 256, 210, Q8_K_, 1, dq_q6_K, kiln_encode_q6_K, FAMILY_LANES, 0),
+    ROW(15, "Q8_K", 256, 292, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(16, "IQ2_XXS", 256, 66, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(17, "IQ2_XS", 256, 74, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(18, "IQ3_XXS", 256, 98, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(19, "IQ1_S", 256, 50, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(20, "IQ4_NL", 32, 18, Q8_0_, 1, dq_iq4_nl, kiln_encode_iq4_nl, FAMILY_ROWS, 32),
+    ROW(21, "IQ3_S", 256, 110, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(22, "IQ2_S", 256, 82, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(23, "IQ4_XS", 256, 136, Q8_K_, 1, dq_iq4_xs, kiln_encode_iq4_xs, FAMILY_LANES, 0),
+    ROW(24, "I8", 1, 1, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(25, "I16", 1, 2, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(26, "I32", 1, 4, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(27, "I64", 1, 8, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(28, "F64", 1, 8, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(29, "IQ1_M", 256, 56, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
+    ROW(30, "BF16", 1, 2, NONE_, 1, dq_bf16, kiln_encode_bf16, FAMILY_NONE, 0),
 };
 enum { kTypeCount = sizeof(kTypes) / sizeof(kTypes[0]) };
 
@@ -104,6 +107,15 @@ size_t kiln_quant_block_bytes(int type) {
     return row ? (size_t)row->info.blockBytes : 0;
 }
 
+size_t kiln_quantize_rows(int type, const float *x, void *out, int64_t rows, int64_t columns) {
+    const TypeRow *row = row_of(type);
+    if (!row || !row->encode || columns <= 0 || columns % row->info.blockElements != 0) return 0;
+    const size_t rowBytes = (size_t)(columns / row->info.blockElements) * (size_t)row->info.blockBytes;
+    uint8_t *y = (uint8_t *)out;
+    for (int64_t r = 0; r < rows; r++) row->encode(x + r * columns, y + (size_t)r * rowBytes, columns);
+    return (size_t)rows * rowBytes;
+}
+
 void kiln_dequantize(int type, const void *blocks, int64_t elementCount, float *out) {
     const TypeRow *row = row_of(type);
     if (!row || !row->dequantize) return;
@@ -114,8 +126,9 @@ void kiln_dequantize(int type, const void *blocks, int64_t elementCount, float *
 
 // ---- block decoding -------------------------------------------------------------------------
 // Each decoder yields a block's integer weights (and its integer scales) as ggml's dot products
-// see them; dequantization multiplies them out exactly as ggml's dequantize_row_* does, with the
-// multiply-add of a minimum fused as the compiled ggml code fuses it.
+// see them; dequantization multiplies them out as ggml's dequantize_row_* does. Where a minimum
+// is added, the product before it is exact (few-bit integers times an f16-derived scale), so the
+// fused multiply-add rounds exactly as ggml's separate multiply and add.
 
 static void ints_q4_0(const uint8_t *p, int32_t *w) {
     for (int j = 0; j < 16; j++) {
@@ -135,8 +148,8 @@ static void ints_q5(const uint8_t *qhBytes, const uint8_t *qs, int32_t offset, i
 
 static void ints_iq4_nl(const uint8_t *qs, int32_t *w) {
     for (int j = 0; j < 16; j++) {
-        w[j] = kIQ4NLValues[qs[j] & 0x0F];
-        w[j + 16] = kIQ4NLValues[qs[j] >> 4];
+        w[j] = kiln_iq4nl_values[qs[j] & 0x0F];
+        w[j + 16] = kiln_iq4nl_values[qs[j] >> 4];
     }
 }
 

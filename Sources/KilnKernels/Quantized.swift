@@ -265,6 +265,60 @@ public enum QuantizedOps {
         kiln_dequantize(type.rawValue, blocks.baseAddress!, Int64(count), out.baseAddress!)
     }
 
+    /// Whether weights stored as ggml type `ggmlType` can be expanded to f32 (`decode`).
+    public static func canDecode(ggmlType: UInt32) -> Bool {
+        guard ggmlType <= UInt32(Int32.max), let info = kiln_quant_type_info(Int32(ggmlType))?.pointee else { return false }
+        return info.hasKernels != 0
+    }
+
+    /// Whether floats can be quantized into ggml type `ggmlType` (`encode`).
+    public static func canEncode(ggmlType: UInt32) -> Bool {
+        guard ggmlType <= UInt32(Int32.max), let info = kiln_quant_type_info(Int32(ggmlType))?.pointee else { return false }
+        return info.hasQuantizer != 0
+    }
+
+    /// Expands `count` weights (whole blocks) stored as ggml type `ggmlType` (any type with
+    /// `canDecode`, F32, F16 and BF16 included) to f32.
+    public static func decode(
+        ggmlType: UInt32, bytes: UnsafeRawBufferPointer, count: Int, into out: UnsafeMutableBufferPointer<Float>
+    ) {
+        kernelRequire(canDecode(ggmlType: ggmlType), "ggml type \(ggmlType) cannot be decoded")
+        let info = kiln_quant_type_info(Int32(ggmlType))!.pointee
+        let block = Int(info.blockElements)
+        kernelRequire(count >= 0 && count % block == 0, "count must be a multiple of \(block), got \(count)")
+        requireCount(bytes.count, atLeast: count / block * Int(info.blockBytes), "bytes")
+        requireCount(out.count, atLeast: count, "out")
+        guard count > 0 else { return }
+        kiln_dequantize(Int32(ggmlType), bytes.baseAddress!, Int64(count), out.baseAddress!)
+    }
+
+    /// Quantizes `rows` rows of `columns` floats into ggml type `ggmlType` exactly as ggml's
+    /// reference quantizers do (llama-quantize without an importance matrix), `pool` splitting the
+    /// rows (each row is quantized on its own, so the bytes do not depend on the thread count).
+    /// Returns the bytes written.
+    @discardableResult
+    public static func encode(
+        ggmlType: UInt32, rows: Int, columns: Int, from x: UnsafeBufferPointer<Float>,
+        into out: UnsafeMutableRawBufferPointer, pool: ThreadPool? = nil
+    ) -> Int {
+        kernelRequire(canEncode(ggmlType: ggmlType), "ggml type \(ggmlType) has no quantizer")
+        let info = kiln_quant_type_info(Int32(ggmlType))!.pointee
+        let block = Int(info.blockElements)
+        kernelRequire(rows >= 0 && columns > 0 && columns % block == 0,
+                      "columns must be a positive multiple of \(block), got \(columns)")
+        let rowBytes = columns / block * Int(info.blockBytes)
+        requireCount(x.count, atLeast: rows * columns, "x")
+        requireCount(out.count, atLeast: rows * rowBytes, "out")
+        guard rows > 0 else { return 0 }
+        let source = x.baseAddress!, target = out.baseAddress!
+        let body = { (range: Range<Int>) in
+            _ = kiln_quantize_rows(Int32(ggmlType), source + range.lowerBound * columns,
+                                   target + range.lowerBound * rowBytes, Int64(range.count), Int64(columns))
+        }
+        if let pool { pool.parallelFor(rows, grain: max(1, 16_384 / columns), body) } else { body(0..<rows) }
+        return rows * rowBytes
+    }
+
     /// IEEE half-precision bit patterns to f32.
     public static func convertF16(_ bits: UnsafeBufferPointer<UInt16>, into out: UnsafeMutableBufferPointer<Float>, count: Int) {
         requireCount(bits.count, atLeast: count, "bits")

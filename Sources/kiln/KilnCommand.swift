@@ -7,7 +7,7 @@ struct KilnCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             InfoCommand.self, GenerateCommand.self, ChatCommand.self, EmbedCommand.self, IndexCommand.self, SearchCommand.self,
-            TrainCommand.self, SampleCommand.self,
+            TrainCommand.self, SampleCommand.self, QuantizeCommand.self,
             TokenizeCommand.self, DetokenizeCommand.self, ChatTemplateCommand.self, TokenizerCommand.self,
             BenchCommand.self,
         ]

@@ -64,6 +64,7 @@ typedef struct {
     int32_t blockBytes;
     int32_t activation;     // KilnActivationFormat
     int32_t hasKernels;     // 1 when Kiln can dequantize this type and multiply by it
+    int32_t hasQuantizer;   // 1 when Kiln can quantize floats into this type (kiln_quantize_rows)
 } KilnQuantTypeInfo;
 
 /// The table row of ggml type `type`, or NULL for a type number Kiln does not know.
@@ -98,6 +99,12 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
                        int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out,
                        int64_t outStride);
 
+/// Quantizes `rows` rows of `columns` floats into `type`'s blocks with the arithmetic of ggml's
+/// reference quantizers (what llama-quantize does without an importance matrix), byte for byte.
+/// Returns the bytes written, or 0 when the type has no quantizer or `columns` is not a multiple
+/// of its block.
+size_t kiln_quantize_rows(int type, const float *x, void *out, int64_t rows, int64_t columns);
+
 /// Dequantizes `elementCount` weights (whole blocks) of `type` into floats.
 void kiln_dequantize(int type, const void *blocks, int64_t elementCount, float *out);
 
@@ -106,6 +113,8 @@ void kiln_bf16_to_f32(const uint16_t *in, int64_t count, float *out);
 /// Round-to-nearest-even f32 -> f16 bits (as ggml's GGML_FP32_TO_FP16 on F16C hardware).
 uint16_t kiln_f32_to_f16(float value);
 float kiln_f16_to_f32_scalar(uint16_t bits);
+/// f32 -> f16 bits as ggml's software conversion: round to nearest even, NaN -> 0x7E00 (signed).
+uint16_t kiln_f32_to_f16_exact(float value);
 
 /// 1 when the kernels were compiled with AVX-512 VNNI, 0 for the portable C path.
 int kiln_quant_uses_vnni(void);

@@ -19,6 +19,8 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let q5_K = GGMLType(rawValue: 13)
     public static let q6_K = GGMLType(rawValue: 14)
     public static let q8_K = GGMLType(rawValue: 15)
+    public static let iq4_nl = GGMLType(rawValue: 20)
+    public static let iq4_xs = GGMLType(rawValue: 23)
     public static let i8 = GGMLType(rawValue: 24)
     public static let i16 = GGMLType(rawValue: 25)
     public static let i32 = GGMLType(rawValue: 26)
