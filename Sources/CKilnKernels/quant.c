@@ -114,6 +114,11 @@ void kiln_quantize_activations(const float *x, int64_t blockCount, KilnQ8Activat
         out.integerSums[base + b] = sum;
     }
     if (out.kValues) kiln_quantize_q8_K(x, blockCount / 8, out, row);
+    if (out.halfValues || out.bfloatValues) {
+        const int64_t n = blockCount * 32;
+        kiln_convert_half_activations(x, n, out.halfValues ? out.halfValues + row * n : NULL,
+                                      out.bfloatValues ? out.bfloatValues + row * n : NULL);
+    }
 }
 
 // ---- dot products --------------------------------------------------------------------------
@@ -251,6 +256,10 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
 
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
     float sum = 0.0f;
+    if (type == KILN_QTYPE_F16 || type == KILN_QTYPE_BF16) {
+        kiln_half_matmul(type, (const uint8_t *)weights, 0, 0, 1, blockCount * 32, a, row, 1, &sum, 0);
+        return sum;
+    }
 #if KILN_VNNI
     if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q8_0 || type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1) {
         // A one-row "matrix"; outStride 0 sends the result for token `row` to index 0.
@@ -282,6 +291,10 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
                        int64_t outStride) {
     const uint8_t *base = (const uint8_t *)weights;
     switch (type) {
+    case KILN_QTYPE_F16:
+    case KILN_QTYPE_BF16:
+        kiln_half_matmul(type, base, rowBytes, rowBegin, rowEnd, blockCount * 32, a, 0, tokenCount, out, outStride);
+        break;
 #if KILN_VNNI
     case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
     case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;

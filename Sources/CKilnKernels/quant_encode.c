@@ -90,6 +90,15 @@ void kiln_encode_bf16(const float *x, uint8_t *y, int64_t n) {
     }
 }
 
+int64_t kiln_first_nonfinite(const float *x, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, 4);
+        if ((bits & 0x7F800000) == 0x7F800000) return i;
+    }
+    return -1;
+}
+
 // ---- legacy 32-weight blocks ----------------------------------------------------------------
 
 // Nibble j < 16 of a block is the low half of byte j, j + 16 its high half.

@@ -43,6 +43,14 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                                   float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled);
 
+/// Activations rounded to f16 and/or bf16 as llama.cpp converts them for F16 / BF16 weights.
+void kiln_convert_half_activations(const float *x, int64_t count, uint16_t *half, uint16_t *bfloat);
+
+/// F16 / BF16 weight rows [rowBegin, rowEnd) times `tokenCount` activation rows from
+/// `firstToken`, in llama.cpp's order (quant_half.c).
+void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t columns,
+                      KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out, int64_t outStride);
+
 /// IQ4_NL's and IQ4_XS's 16 grid values (quant_types.c).
 extern const int8_t kiln_iq4nl_values[16];
 

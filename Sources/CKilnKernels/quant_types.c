@@ -55,11 +55,14 @@ static void dq_bf16(const uint8_t *p, float *y) {
 
 #define ROW(T, NAME, N, BYTES, ACT, KERNELS, DQ, ENC, FAMILY, SPAN) \
     {{T, NAME, N, BYTES, ACT, KERNELS, ENC != NULL}, DQ, ENC, FAMILY, SPAN}
-enum { NONE_ = KILN_ACTIVATION_NONE, Q8_0_ = KILN_ACTIVATION_Q8_0, Q8_K_ = KILN_ACTIVATION_Q8_K };
+enum {
+    NONE_ = KILN_ACTIVATION_NONE, Q8_0_ = KILN_ACTIVATION_Q8_0, Q8_K_ = KILN_ACTIVATION_Q8_K,
+    F16_ = KILN_ACTIVATION_F16, BF16_ = KILN_ACTIVATION_BF16
+};
 
 static const TypeRow kTypes[] = {
     ROW(0, "F32", 1, 4, NONE_, 1, dq_f32, NULL, FAMILY_NONE, 0),
-    ROW(1, "F16", 1, 2, NONE_, 1, dq_f16, kiln_encode_f16, FAMILY_NONE, 0),
+    ROW(1, "F16", 1, 2, F16_, 1, dq_f16, kiln_encode_f16, FAMILY_NONE, 0),
     ROW(2, "Q4_0", 32, 18, Q8_0_, 1, dq_q4_0, kiln_encode_q4_0, FAMILY_ROWS, 32),
     ROW(3, "Q4_1", 32, 20, Q8_0_, 1, dq_q4_1, kiln_encode_q4_1, FAMILY_LANES, 0),
     ROW(6, "Q5_0", 32, 22, Q8_0_, 1, dq_q5_0, kiln_encode_q5_0, FAMILY_LANES, 0),
@@ -86,7 +89,7 @@ static const TypeRow kTypes[] = {
     ROW(27, "I64", 1, 8, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
     ROW(28, "F64", 1, 8, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
     ROW(29, "IQ1_M", 256, 56, NONE_, 0, NULL, NULL, FAMILY_NONE, 0),
-    ROW(30, "BF16", 1, 2, NONE_, 1, dq_bf16, kiln_encode_bf16, FAMILY_NONE, 0),
+    ROW(30, "BF16", 1, 2, BF16_, 1, dq_bf16, kiln_encode_bf16, FAMILY_NONE, 0),
 };
 enum { kTypeCount = sizeof(kTypes) / sizeof(kTypes[0]) };
 

@@ -17,6 +17,8 @@ public struct QuantizationType: RawRepresentable, Hashable, Sendable, CaseIterab
 
     private init(_ type: KilnQuantType) { self.init(rawValue: Int32(type.rawValue))! }
 
+    public static let f16 = Self(KILN_QTYPE_F16)
+    public static let bf16 = Self(KILN_QTYPE_BF16)
     public static let q4_0 = Self(KILN_QTYPE_Q4_0)
     public static let q4_1 = Self(KILN_QTYPE_Q4_1)
     public static let q5_0 = Self(KILN_QTYPE_Q5_0)
@@ -44,6 +46,9 @@ public struct QuantizationType: RawRepresentable, Hashable, Sendable, CaseIterab
 
     /// Whether the products read 256-value q8_K activations (else 32-value q8_0 blocks).
     public var usesSuperBlockActivations: Bool { info.activation == Int32(KILN_ACTIVATION_Q8_K.rawValue) }
+    /// Whether the products read the activations rounded to f16 (F16 weights) or bf16 (BF16).
+    public var usesHalfActivations: Bool { info.activation == Int32(KILN_ACTIVATION_F16.rawValue) }
+    public var usesBFloatActivations: Bool { info.activation == Int32(KILN_ACTIVATION_BF16.rawValue) }
 
     /// Bytes of one row of `columns` weights (columns must be a multiple of `blockElements`).
     public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }
@@ -72,6 +77,9 @@ public final class QuantizedActivations: @unchecked Sendable {
     let superValues: UnsafeMutablePointer<Int8>?
     let superScales: UnsafeMutablePointer<Float>?
     let superSums: UnsafeMutablePointer<Int16>?
+    // The activations rounded to f16 / bf16 for F16 / BF16 weights.
+    let halfValues: UnsafeMutablePointer<UInt16>?
+    let bfloatValues: UnsafeMutablePointer<UInt16>?
 
     /// Whether K-quant products can read these activations (columns a multiple of 256).
     public var hasSuperBlocks: Bool { superValues != nil }
@@ -79,7 +87,10 @@ public final class QuantizedActivations: @unchecked Sendable {
     /// Room for `rows` rows of `columns` values; columns must be a positive multiple of 32.
     /// `superBlocks` also builds q8_K super-blocks (when the columns fill them) for K-quant
     /// products; a caller whose weights have none passes false and skips their quantization.
-    public init(columns: Int, rows: Int = 1, superBlocks: Bool = true) {
+    /// `types` (when given) are the weight types that will read these activations: q8_K, f16 and
+    /// bf16 rows are built only for the types among them that need them.
+    public init(columns: Int, rows: Int = 1, superBlocks: Bool = true, types: [QuantizationType]? = nil) {
+        let superBlocks = types.map { $0.contains { $0.usesSuperBlockActivations } } ?? superBlocks
         kernelRequire(columns > 0 && columns % QuantizationType.blockSize == 0,
                       "columns must be a positive multiple of 32, got \(columns)")
         requirePositive(rows, "rows")
@@ -102,6 +113,8 @@ public final class QuantizedActivations: @unchecked Sendable {
             superScales = nil
             superSums = nil
         }
+        halfValues = (types ?? QuantizationType.allCases).contains { $0.usesHalfActivations } ? .allocate(capacity: rows * columns) : nil
+        bfloatValues = (types ?? QuantizationType.allCases).contains { $0.usesBFloatActivations } ? .allocate(capacity: rows * columns) : nil
     }
 
     deinit {
@@ -112,6 +125,8 @@ public final class QuantizedActivations: @unchecked Sendable {
         superValues?.deallocate()
         superScales?.deallocate()
         superSums?.deallocate()
+        halfValues?.deallocate()
+        bfloatValues?.deallocate()
     }
 
     /// Quantizes `rows` rows of `columns` floats (row-major, contiguous).
@@ -126,7 +141,8 @@ public final class QuantizedActivations: @unchecked Sendable {
 
     var raw: KilnQ8Activations {
         KilnQ8Activations(values: values, scales: scales, sums: sums, integerSums: integerSums,
-                          kValues: superValues, kScales: superScales, kSums: superSums)
+                          kValues: superValues, kScales: superScales, kSums: superSums,
+                          halfValues: halfValues, bfloatValues: bfloatValues)
     }
 
     /// Row `row`'s q8_K super-block `index` (values, d and the 16 sums), for inspection.
@@ -290,6 +306,13 @@ public enum QuantizedOps {
         requireCount(out.count, atLeast: count, "out")
         guard count > 0 else { return }
         kiln_dequantize(Int32(ggmlType), bytes.baseAddress!, Int64(count), out.baseAddress!)
+    }
+
+    /// Index of the first NaN or infinity among `x`, or nil.
+    public static func firstNonFinite(_ x: UnsafeBufferPointer<Float>) -> Int? {
+        guard let base = x.baseAddress else { return nil }
+        let index = kiln_first_nonfinite(base, Int64(x.count))
+        return index < 0 ? nil : Int(index)
     }
 
     /// Quantizes `rows` rows of `columns` floats into ggml type `ggmlType` exactly as ggml's

@@ -122,14 +122,11 @@ public final class LlamaModel: @unchecked Sendable {
         keyCache = buffer(c.layerCount * self.contextSize * c.kvSize)
         valueCache = buffer(c.layerCount * self.contextSize * c.kvSize)
         logits = buffer(c.vocabularySize)
-        // q8_K super-blocks only where a K-quant projection reads them (quantizing costs per token).
-        let hiddenReaders = layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up] }
-        hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b,
-                                                 superBlocks: hiddenReaders.contains { $0.type.usesSuperBlockActivations })
-        intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b,
-                                                       superBlocks: layers.contains { $0.down.type.usesSuperBlockActivations })
-        lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1,
-                                              superBlocks: outputHead.type.usesSuperBlockActivations)
+        // q8_K super-blocks and f16/bf16 rows only where a projection reads them (each costs per token).
+        let hiddenReaders = layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up] }.map(\.type)
+        hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b, types: hiddenReaders)
+        intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b, types: layers.map(\.down.type))
+        lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1, types: [outputHead.type])
         for layer in layers {
             queryKeyValue.append([project(layer.query, queries, c.hiddenSize), project(layer.key, keys, c.kvSize),
                                   project(layer.value, values, c.kvSize)])

@@ -135,7 +135,7 @@ public enum ModelQuantizer {
             let source = UnsafeRawBufferPointer(rebasing: data[(row * sourceRowBytes)..<((row + count) * sourceRowBytes)])
             try floats.withUnsafeMutableBufferPointer { f in
                 QuantizedOps.decode(ggmlType: plan.sourceType.rawValue, bytes: source, count: count * columns, into: f)
-                if let bad = (0..<(count * columns)).first(where: { !f[$0].isFinite }) {
+                if let bad = QuantizedOps.firstNonFinite(UnsafeBufferPointer(rebasing: f[0..<(count * columns)])) {
                     let element = row * columns + bad
                     throw Failure("tensor \(plan.name) holds a non-finite value (\(f[bad])) at row \(element / columns), column \(element % columns)")
                 }

@@ -52,8 +52,6 @@ public struct ModelSummary: Sendable {
             unsupported = "architecture \"\(architecture)\" (Kiln runs: \(Self.supportedArchitectures.joined(separator: ", ")))"
         } else if let t = file.tensors.first(where: { !$0.type.hasKernels }) {
             unsupported = "tensor \(t.name) has type \(t.type), which Kiln has no kernels for"
-        } else if let t = file.tensors.first(where: { $0.name.hasSuffix(".weight") && $0.shape.count == 2 && ($0.type == .f16 || $0.type == .bf16) }) {
-            unsupported = "tensor \(t.name) is \(t.type): Kiln converts \(t.type) but has no \(t.type) matrix products yet"
         } else {
             unsupported = nil
         }

@@ -14,8 +14,18 @@ import Testing
         .q2_K: [80, 82], .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208], .iq4_xs: [0],
     ]
 
-    /// Random but valid blocks: f16 scales in a realistic range, every other byte value possible.
+    /// Weights per "block" in these tests: 32 for the plain F16 and BF16 rows.
+    static func span(_ type: QuantizationType) -> Int { max(32, type.blockElements) }
+
+    /// Random but valid blocks (for F16 and BF16, `blocks` × 32 values): f16 scales in a realistic range, every other byte value possible.
     static func randomBlocks(_ type: QuantizationType, blocks: Int, rng: inout SeededGenerator) -> [UInt8] {
+        if type == .f16 || type == .bf16 {  // weight-sized values, a few zeros and tiny ones
+            return (0..<(blocks * 32)).flatMap { i -> [UInt8] in
+                let v = i % 29 == 0 ? 0 : i % 31 == 0 ? 1e-39 : Float.random(in: -0.2...0.2, using: &rng)
+                let bits = type == .f16 ? Float16(v).bitPattern : UInt16(v.bitPattern >> 16)
+                return [UInt8(bits & 0xFF), UInt8(bits >> 8)]
+            }
+        }
         var bytes: [UInt8] = []
         for _ in 0..<blocks {
             var block = (0..<type.blockBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -45,7 +55,7 @@ import Testing
     @Test(arguments: QuantizedTests.types) func dequantizeMatchesReference(type: QuantizationType) {
         var rng = SeededGenerator(seed: 31)
         let bytes = Self.randomBlocks(type, blocks: 5, rng: &rng)
-        let count = 5 * type.blockElements
+        let count = 5 * Self.span(type)
         var out = [Float](repeating: .nan, count: count)
         bytes.withUnsafeBytes { QuantizedOps.dequantize(type, blocks: $0, count: count, into: out.mutableBuffer) }
         #expect(out == Reference.dequantize(type, bytes: bytes))
@@ -86,7 +96,7 @@ import Testing
     func dotMatchesReference(type: QuantizationType, blocks: Int) {
         var rng = SeededGenerator(seed: 33 &+ UInt64(blocks))
         let bytes = Self.randomBlocks(type, blocks: blocks, rng: &rng)
-        let x = Self.activations(blocks * type.blockElements, rng: &rng)
+        let x = Self.activations(blocks * Self.span(type), rng: &rng)
         let q = QuantizedActivations(columns: x.count)
         q.quantize(x.buffer)
         let actual = bytes.withUnsafeBytes { QuantizedOps.dot(type, weightRow: $0, activations: q) }
@@ -114,7 +124,7 @@ import Testing
     @Test(arguments: QuantizedTests.types) func matmulMatchesReference(type: QuantizationType) {
         var rng = SeededGenerator(seed: 34)
         for (rows, blocks, tokens) in [(1, 1, 1), (37, 3, 9), (24, 6, 4), (5, 7, 6)] {
-            let columns = blocks * type.blockElements
+            let columns = blocks * Self.span(type)
             let rowBytes = type.rowBytes(columns: columns)
             let weights = Self.randomBlocks(type, blocks: rows * blocks, rng: &rng)
             let x = Self.activations(tokens * columns, rng: &rng)

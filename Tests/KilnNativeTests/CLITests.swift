@@ -63,6 +63,46 @@ import Testing
         #expect(notModel.status == 1 && notModel.stderr.contains("README.md: not a GGUF file"))
     }
 
+    /// `kiln quantize`: a Q8_0 file like llama-quantize's (its recorded sha256), and refusals that
+    /// name the problem and leave nothing behind: the input as output, an unknown type, a quantized
+    /// input without --allow-requantize, a truncated input.
+    @Test func quantizeWritesLlamaQuantizesFileAndRefusesBadRequests() throws {
+        guard Self.ready() else { return }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-quantize-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("q8.gguf").path
+        let done = try Self.kiln(["quantize", Self.model, out, "q8_0", "--allow-requantize", "--threads", "2", "--json"])
+        #expect(done.status == 0, "\(done.stderr)")
+        #expect(done.stdout.contains(#""tensor_types":{"F32":61,"Q8_0":211}"#), "\(done.stdout)")
+        struct Recorded: Decodable { let file_sha256: String }
+        let recorded = try JSONDecoder().decode(Recorded.self, from: Data(contentsOf: Fixtures.url("quants/quant-Q8_0.json")))
+        let sha = Process()
+        sha.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        sha.arguments = [out]
+        let pipe = Pipe()
+        sha.standardOutput = pipe
+        try sha.run()
+        sha.waitUntilExit()
+        #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).hasPrefix(recorded.file_sha256))
+
+        let link = directory.appendingPathComponent("link.gguf").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: Self.model)
+        let same = try Self.kiln(["quantize", Self.model, link, "Q8_0", "--allow-requantize"])
+        #expect(same.status == 1 && same.stderr.contains("is the input file"), "\(same.stderr)")
+        let unknown = try Self.kiln(["quantize", Self.model, out + ".x", "Q9_K"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown type \"Q9_K\""))
+        let requantize = try Self.kiln(["quantize", Self.model, out + ".x", "Q4_K_M"])
+        #expect(requantize.status == 1 && requantize.stderr.contains("is already Q4_1") && requantize.stderr.contains("--allow-requantize"))
+        let truncated = directory.appendingPathComponent("truncated.gguf")
+        let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: Self.model)).readData(ofLength: 4_000_000)
+        try head.write(to: truncated)
+        let cut = try Self.kiln(["quantize", truncated.path, out + ".x", "Q8_0", "--allow-requantize"])
+        #expect(cut.status == 1 && cut.stderr.contains("truncated"), "\(cut.stderr)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(left == ["link.gguf", "q8.gguf", "truncated.gguf"], "files left behind: \(left)")
+    }
+
     @Test func badInputIsAnErrorWithAMessage() throws {
         guard Self.ready() else { return }
         let outside = try Self.kiln(["detokenize", "--model", Self.model, "--ids", "5,99999999"])

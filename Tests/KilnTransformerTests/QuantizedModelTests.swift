@@ -5,9 +5,10 @@ import KilnTestSupport
 import KilnTransformer
 import Testing
 
-/// SmolLM2 requantized into every common type, against llama.cpp on each file
-/// (`Tests/Fixtures/quants/`): the file is the one llama.cpp's quantizer wrote (same size and
-/// sha256), the last-position logits are the same floats and the greedy continuations the same ids.
+/// SmolLM2 quantized by Kiln into every recorded type, against llama.cpp (`Tests/Fixtures/quants/`):
+/// `ModelQuantizer` (kiln quantize --allow-requantize) writes the very file llama-quantize wrote
+/// (same sha256), and on it the last-position logits are llama.cpp's floats and the greedy
+/// continuations its ids.
 @Suite struct QuantizedModelTests {
     struct Greedy: Decodable {
         let id: String
@@ -30,27 +31,37 @@ import Testing
         let logits: Logits
     }
 
-    /// Every recorded type but F16 and BF16, whose products (llama.cpp runs them through tinyBLAS on
-    /// f16/bf16 activations) Kiln does not have yet: their files stop at the first such tensor.
-    static let types = ["Q4_0", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"]
+    /// Every type llama.cpp's quantizer was recorded on.
+    static let types = ["F16", "BF16", "Q4_0", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_M",
+                        "Q6_K", "IQ4_NL", "IQ4_XS"]
 
-    /// Where the requantized files are: `Checkpoints/quants/SmolLM2-135M-Instruct.TYPE.gguf`, written
-    /// by `scripts/requantize-smollm2` (llama.cpp's quantizer, sha256-checked against the fixtures).
-    /// The prompt runs as one batch, as llama.cpp's n_batch 512 does: its kernels group tokens by
-    /// the batch (repacked weights in fours, the tiled K-quant kernel from eight).
-    static func modelPath(_ type: String) -> String {
-        Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/quants/SmolLM2-135M-Instruct.\(type).gguf").path
+    static var sourceModel: String {
+        Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path
     }
 
-    @Test(arguments: types) func logitsAndGreedyMatchLlamaCpp(type: String) throws {
-        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.url("quants/quant-\(type).json")))
-        let path = Self.modelPath(type)
-        guard FileManager.default.fileExists(atPath: path) else {
-            if Fixtures.isCI { Issue.record("missing \(path) (run scripts/requantize-smollm2)") }
-            return
+    /// SmolLM2 quantized into `type` by Kiln, in a temporary directory the caller removes.
+    static func quantized(_ type: String) throws -> String? {
+        guard FileManager.default.fileExists(atPath: sourceModel) else {
+            if Fixtures.isCI { Issue.record("missing \(sourceModel) (run scripts/setup)") }
+            return nil
         }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-quant-\(getpid())-\(type)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("model.gguf").path
+        try ModelQuantizer.quantize(input: sourceModel, output: path,
+                                    options: .init(scheme: QuantizationScheme.named(type)!, allowRequantize: true))
+        return path
+    }
+
+    /// The prompt runs as one batch, as llama.cpp's n_batch 512 does: its kernels group tokens by
+    /// the batch (repacked weights in fours, the tiled K-quant kernel from eight).
+    @Test(arguments: types) func quantizedFileLogitsAndGreedyMatchLlamaCpp(type: String) throws {
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: Fixtures.url("quants/quant-\(type).json")))
+        guard let path = try Self.quantized(type) else { return }
+        defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path) }
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == fixture.file_size)
+        #expect(try SHA256Digest.hex(ofFile: path) == fixture.file_sha256, "\(type): Kiln's file differs from llama-quantize's")
         let file = try GGUFFile(path: path)
-        #expect((try FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)[.size] as? Int) == fixture.file_size)
         var counts: [String: Int] = [:]
         for t in file.tensors { counts[t.type.description, default: 0] += 1 }
         #expect(counts == fixture.tensor_type_counts)

@@ -54,6 +54,8 @@ typedef enum {
     KILN_ACTIVATION_NONE = 0,  // no quantized product (plain f32, integer and index types)
     KILN_ACTIVATION_Q8_0 = 1,  // 32-value blocks (q8_0 values and scale; q8_1's sums)
     KILN_ACTIVATION_Q8_K = 2,  // 256-value super-blocks
+    KILN_ACTIVATION_F16 = 3,   // the activations rounded to f16 (F16 weights)
+    KILN_ACTIVATION_BF16 = 4,  // the activations rounded to bf16 (BF16 weights)
 } KilnActivationFormat;
 
 /// One row of the type table.
@@ -83,6 +85,8 @@ typedef struct {
     int8_t *kValues;       // [rows * blockCount * 32] q8_K values, or NULL
     float *kScales;        // [rows * blockCount / 8] q8_K d
     int16_t *kSums;        // [rows * blockCount * 2] sums of 16 q8_K values
+    uint16_t *halfValues;   // [rows * blockCount * 32] f16 bits, or NULL
+    uint16_t *bfloatValues; // [rows * blockCount * 32] bf16 bits, or NULL
 } KilnQ8Activations;
 
 /// Quantizes `blockCount * 32` floats into `out` (row `row` of a batch: offsets `row * blockCount`),
@@ -104,6 +108,9 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
 /// Returns the bytes written, or 0 when the type has no quantizer or `columns` is not a multiple
 /// of its block.
 size_t kiln_quantize_rows(int type, const float *x, void *out, int64_t rows, int64_t columns);
+
+/// Index of the first NaN or infinity among `count` floats, or -1.
+int64_t kiln_first_nonfinite(const float *x, int64_t count);
 
 /// Dequantizes `elementCount` weights (whole blocks) of `type` into floats.
 void kiln_dequantize(int type, const void *blocks, int64_t elementCount, float *out);

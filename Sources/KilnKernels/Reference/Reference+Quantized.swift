@@ -78,6 +78,8 @@ extension Reference {
     /// Decodes `type` blocks into f32 from the GGUF byte layout, in plain Swift, multiplying out in
     /// ggml's dequantize_row_* order.
     public static func dequantize(_ type: QuantizationType, bytes: [UInt8]) -> [Float] {
+        if type == .f16 { return stride(from: 0, to: bytes.count - 1, by: 2).map { half(bytes, $0) } }
+        if type == .bf16 { return stride(from: 0, to: bytes.count - 1, by: 2).map { bfloat(bytes, $0) } }
         var out: [Float] = []
         for start in stride(from: 0, to: bytes.count - type.blockBytes + 1, by: type.blockBytes) {
             let k = decode(type, bytes[start..<(start + type.blockBytes)])
@@ -148,6 +150,7 @@ extension Reference {
     ///    (Σ·d_w − dmin·Σ mins·sums) with one FMA, then one FMA by d_a into the total.
     public static func quantizedDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float],
                                     tokenIndex: Int = 0, tokenCount: Int = 1) -> Float {
+        if type == .f16 || type == .bf16 { return halfPrecisionDot(type, weightRow: bytes, activations: x, tokenCount: tokenCount) }
         let n = type.blockElements
         let blocks = (0..<(x.count / n)).map { decode(type, bytes[($0 * type.blockBytes)..<(($0 + 1) * type.blockBytes)]) }
         let repacked: Set<QuantizationType> = [.q4_0, .iq4_nl, .q4_K, .q2_K]
@@ -213,6 +216,61 @@ extension Reference {
             if type == .q5_K { minimums = minimums.addingProduct(-ad[b] * k.dmin, Float(minSum(k, b, groups: 0..<16))) }
         }
         return pairwise(lanes) + minimums
+    }
+
+    /// F16 / BF16 rows in llama.cpp's AVX-512 order: activations rounded to the weights' type
+    /// (bf16 with denormals as zero up to the last multiple of 32); one token through
+    /// ggml_vec_dot (F16: four 16-lane FMA accumulators over steps of 64, folded (0+2)+(1+3);
+    /// BF16: two dpbf16 accumulators added in double), several through tinyBLAS (one 16-lane
+    /// accumulator, an FMA per 16 or a dpbf16 per 32); each accumulator reduced as GCC's
+    /// _mm512_reduce_add_ps; leftovers past the last step of 64 added in double.
+    static func halfPrecisionDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float], tokenCount: Int) -> Float {
+        let n = x.count, bf16 = type == .bf16
+        let w: [Float] = bf16 ? (0..<n).map { bfloat(bytes, 2 * $0) } : (0..<n).map { half(bytes, 2 * $0) }
+        let a: [Float] = bf16 ? (0..<n).map { roundToBFloat(x[$0], flushDenormals: $0 < n - n % 32) } : x.map { Float(Float16($0)) }
+        func reduce(_ v: [Float]) -> Float {
+            let t = (0..<8).map { v[$0 + 8] + v[$0] }, u = (0..<4).map { t[$0 + 4] + t[$0] }
+            return (u[0] + u[2]) + (u[1] + u[3])
+        }
+        func flush(_ f: Float) -> Float { f.isSubnormal ? Float(sign: f.sign, exponent: 0, significand: 0) : f }
+        // dpbf16 on one lane: the odd pair's product, then the even pair's, each rounded.
+        func dp(_ acc: Float, _ e: Int) -> Float { flush(flush(acc + flush(w[e + 1]) * flush(a[e + 1])) + flush(w[e]) * flush(a[e])) }
+        if tokenCount >= 2 && n % (bf16 ? 32 : 16) == 0 {
+            var acc = [Float](repeating: 0, count: 16)
+            for l in stride(from: 0, to: n, by: bf16 ? 32 : 16) {
+                for i in 0..<16 { acc[i] = bf16 ? dp(acc[i], l + 2 * i) : acc[i].addingProduct(w[l + i], a[l + i]) }
+            }
+            return reduce(acc)
+        }
+        let np = n - n % 64
+        var sum: Double
+        if bf16 {
+            var c1 = [Float](repeating: 0, count: 16), c2 = c1
+            for i in stride(from: 0, to: np, by: 64) {
+                for l in 0..<16 { c1[l] = dp(c1[l], i + 2 * l); c2[l] = dp(c2[l], i + 32 + 2 * l) }
+            }
+            sum = Double(reduce(c1))
+            sum += Double(reduce(c2))
+        } else {
+            var s = [[Float]](repeating: [Float](repeating: 0, count: 16), count: 4)
+            for i in stride(from: 0, to: np, by: 64) {
+                for j in 0..<4 { for l in 0..<16 { s[j][l] = s[j][l].addingProduct(w[i + 16 * j + l], a[i + 16 * j + l]) } }
+            }
+            sum = Double(reduce((0..<16).map { (s[0][$0] + s[2][$0]) + (s[1][$0] + s[3][$0]) }))
+        }
+        for i in np..<n { sum += Double(w[i] * a[i]) }
+        return Float(sum)
+    }
+
+    static func roundToBFloat(_ f: Float, flushDenormals: Bool) -> Float {
+        var u = f.bitPattern
+        if f.isNaN { return Float(bitPattern: ((u >> 16) | 64) << 16) }
+        if flushDenormals && f.isSubnormal { u &= 0x8000_0000 }
+        return Float(bitPattern: ((u &+ (0x7FFF + ((u >> 16) & 1))) >> 16) << 16)
+    }
+
+    static func bfloat(_ bytes: [UInt8], _ offset: Int) -> Float {
+        Float(bitPattern: (UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8) << 16)
     }
 
     static func pairwise(_ l: [Float]) -> Float { ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])) }
