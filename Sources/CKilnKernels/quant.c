@@ -308,6 +308,26 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
     }
 }
 
+double kiln_int8_dot_peak_probe(int64_t iterations) {
+#if KILN_VNNI
+    __m512i acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = _mm512_set1_epi32(i);
+    const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+    for (int64_t n = 0; n < iterations; n++) {
+        for (int i = 0; i < 8; i++) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+        __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]), "+v"(acc[6]), "+v"(acc[7]));
+    }
+    __m512i total = acc[0];
+    for (int i = 1; i < 8; i++) total = _mm512_add_epi32(total, acc[i]);
+    volatile int sink = _mm512_reduce_add_epi32(total);
+    (void)sink;
+    return (double)iterations * 8 * 64 * 2;
+#else
+    (void)iterations;
+    return 0;
+#endif
+}
+
 float kiln_stream_sum(const float *x, int64_t count) {
     int64_t i = 0;
     float total = 0.0f;

@@ -126,6 +126,11 @@ uint16_t kiln_f32_to_f16_exact(float value);
 /// 1 when the kernels were compiled with AVX-512 VNNI, 0 for the portable C path.
 int kiln_quant_uses_vnni(void);
 
+/// A compute-bound probe of the integer dot-product peak: `iterations` rounds of 8 independent
+/// vpdpbusd (VNNI) or int16 multiply-add chains; returns the int8 operations done (2 per
+/// multiply-add), 0 without AVX-512.
+double kiln_int8_dot_peak_probe(int64_t iterations);
+
 /// Streaming read of `count` floats (a memory-bandwidth probe): returns their sum.
 float kiln_stream_sum(const float *x, int64_t count);
 

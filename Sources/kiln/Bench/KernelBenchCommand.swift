@@ -28,10 +28,10 @@ struct KernelBenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
-    @Option(help: "Run only these groups (comma-separated): memory, threads, quantized, gemm, attention, vector, conv.")
+    @Option(help: "Run only these groups (comma-separated): memory, threads, quantized, types, gemm, attention, vector, conv.")
     var only: String?
 
-    static let groupNames: Set<String> = ["memory", "threads", "quantized", "gemm", "attention", "vector", "conv"]
+    static let groupNames: Set<String> = ["memory", "threads", "quantized", "types", "gemm", "attention", "vector", "conv"]
 
     func validate() throws {
         if let only {
@@ -101,9 +101,10 @@ struct KernelBench {
             print("group       kernel                          shape                           thr      µs/call   throughput      vs  baseline")
         }
         func wanted(_ group: String) -> Bool { groups?.contains(group) ?? true }
-        if wanted("memory") || wanted("quantized") { memoryBandwidth() }
+        if wanted("memory") || wanted("quantized") || wanted("types") { memoryBandwidth() }
         if wanted("threads") { threadPoolOverhead() }
         if wanted("quantized") { quantized() }
+        if wanted("types") { everyType() }
         if wanted("gemm") { gemm() }
         if wanted("attention") { attention() }
         if wanted("vector") { elementwise() }
@@ -258,6 +259,62 @@ struct KernelBench {
         add(BenchRow(group: "quantized", kernel: "Q4_1 batched (prefill)", shape: "\(tokens) tok × \(ffn)×\(hidden)", threads: threads,
                      microseconds: tq.median * 1e6, throughput: gops, unit: "GOP/s",
                      baseline: "OpenBLAS sgemm f32", baselineThroughput: sgemm, ratio: gops / sgemm))
+    }
+
+    /// Every weight type Kiln multiplies by: the matrix-vector product over a working set beyond
+    /// the last-level cache (4096-wide rows, the one-token decode case) against the read bandwidth,
+    /// and 64 tokens through a 2048×4096 matrix against the integer dot-product peak (vpdpbusd,
+    /// measured here on the same threads). Weights are Kiln-quantized random values, so every
+    /// block is one a real file could hold.
+    mutating func everyType() {
+        let columns = 4096, tileRows = 256
+        var rng = SystemRandomNumberGenerator()
+        let source = (0..<(tileRows * columns)).map { _ in Float.random(in: -0.05...0.05, using: &rng) }
+        let x = (0..<(64 * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let peak = integerPeak()
+        for type in QuantizationType.allCases {
+            let tileBytes = tileRows * type.rowBytes(columns: columns)
+            let copies = max(1, (Self.dramWorkingSet + tileBytes - 1) / tileBytes)
+            let rows = tileRows * copies
+            status("preparing \((tileBytes * copies) >> 20) MB of \(type) weights…")
+            let weights = AlignedBuffer<UInt8>(count: tileBytes * copies) { _ in 0 }
+            source.withUnsafeBufferPointer { src in
+                _ = QuantizedOps.encode(ggmlType: UInt32(type.rawValue), rows: tileRows, columns: columns, from: src,
+                                        into: UnsafeMutableRawBufferPointer(start: weights.pointer, count: tileBytes), pool: pool)
+            }
+            for copy in 1..<max(1, copies) { (weights.pointer + copy * tileBytes).update(from: weights.pointer, count: tileBytes) }
+            status(nil)
+            let one = QuantizedActivations(columns: columns, rows: 1, types: [type])
+            x.withUnsafeBufferPointer { one.quantize(UnsafeBufferPointer(rebasing: $0[0..<columns])) }
+            let out = AlignedBuffer<Float>(count: max(rows, 64 * 2048)) { _ in 0 }
+            let w = UnsafeRawBufferPointer(start: weights.pointer, count: tileBytes * copies)
+            let t = time { QuantizedOps.matmul(type, weights: w, rows: rows, activations: one, output: out.mutableBuffer, pool: pool) }
+            let gbps = Double(tileBytes * copies) / t.median / 1e9
+            add(BenchRow(group: "types", kernel: "\(type) matvec, beyond cache", shape: "\(rows)×\(columns), \((tileBytes * copies) >> 20) MB",
+                         threads: threads, microseconds: t.median * 1e6, throughput: gbps, unit: "GB/s",
+                         baseline: "read bandwidth", baselineThroughput: bandwidth[threads], ratio: bandwidth[threads].map { gbps / $0 }))
+            let tokens = 64, batchRows = 2048
+            let batch = QuantizedActivations(columns: columns, rows: tokens, types: [type])
+            x.withUnsafeBufferPointer { batch.quantize($0, rows: tokens) }
+            let bw = UnsafeRawBufferPointer(start: weights.pointer, count: batchRows * type.rowBytes(columns: columns))
+            let tb = time { QuantizedOps.matmul(type, weights: bw, rows: batchRows, activations: batch, output: out.mutableBuffer, pool: pool) }
+            let gops = 2.0 * Double(tokens * batchRows * columns) / tb.median / 1e9
+            add(BenchRow(group: "types", kernel: "\(type) batched (prefill)", shape: "\(tokens) tok × \(batchRows)×\(columns)",
+                         threads: threads, microseconds: tb.median * 1e6, throughput: gops, unit: "GOP/s",
+                         baseline: peak > 0 ? "int8 dot peak" : nil, baselineThroughput: peak > 0 ? peak : nil, ratio: peak > 0 ? gops / peak : nil))
+        }
+    }
+
+    /// GOP/s of back-to-back vpdpbusd on every thread (0 without VNNI).
+    func integerPeak() -> Double {
+        let iterations: Int64 = 2_000_000
+        guard QuantizedOps.usesVNNI else { return 0 }
+        let t = time {
+            pool.parallelFor(threads) { range in
+                for _ in range { consume(kiln_int8_dot_peak_probe(iterations)) }
+            }
+        }
+        return Double(iterations) * 8 * 64 * 2 * Double(threads) / t.median / 1e9
     }
 
     /// Valid blocks (scale 0.01, random payload), `copies` identical copies back to back.
