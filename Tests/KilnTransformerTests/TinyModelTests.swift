@@ -66,4 +66,34 @@ import Testing
         let split = generated.indices.first { generated[$0] != entry.greedy[$0] }
         #expect(split == nil, "\(type): greedy differs from llama.cpp at step \(split ?? -1)")
     }
+
+    /// A tensor of a type Kiln has no kernels for (IQ2_XXS) is named with its type by the model
+    /// loader, by `kiln info`'s summary and by the quantizer, never a trap.
+    @Test func unimplementedTensorTypeIsNamed() throws {
+        let metadata: [(key: String, value: GGUFValue)] = [
+            ("general.architecture", .string("llama")), ("llama.context_length", .uint32(64)),
+            ("llama.embedding_length", .uint32(256)), ("llama.block_count", .uint32(1)),
+            ("llama.feed_forward_length", .uint32(256)), ("llama.attention.head_count", .uint32(4)),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(1e-5)), ("tokenizer.ggml.tokens", .array(.string(["a", "b"]))),
+        ]
+        let tensors = [GGUFEncoder.TensorEntry(name: "blk.0.attn_norm.weight", shape: [256], type: .f32),
+                       GGUFEncoder.TensorEntry(name: "blk.0.attn_q.weight", shape: [256, 256], type: GGMLType(rawValue: 16))]
+        let (header, _) = try GGUFEncoder.header(metadata: metadata, tensors: tensors)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-iq2-\(getpid()).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var bytes = header + [UInt8](repeating: 0, count: 1024)
+        let normOnes = [Float](repeating: 1, count: 256)
+        normOnes.withUnsafeBytes { bytes.replaceSubrange(header.count..<(header.count + 1024), with: $0) }
+        bytes += [UInt8](repeating: 0, count: tensors[1].byteCount!)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let file = try GGUFFile(path: path)
+        #expect(throws: GGUFError.unsupportedTensorType(tensor: "blk.0.attn_q.weight", type: GGMLType(rawValue: 16))) {
+            _ = try LlamaModel(file: file)
+        }
+        #expect(ModelSummary(file: file).unsupported?.contains("blk.0.attn_q.weight has type IQ2_XXS") == true)
+        let error = #expect(throws: ModelQuantizer.Failure.self) {
+            _ = try ModelQuantizer.plan(file, options: .init(scheme: QuantizationScheme.named("Q8_0")!, allowRequantize: true))
+        }
+        #expect(error?.description == "tensor blk.0.attn_q.weight has type IQ2_XXS, which Kiln cannot convert to Q8_0")
+    }
 }
