@@ -252,6 +252,50 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
     }
 }
 
+
+// Q4_0 and IQ4_NL, the 32-weight types llama.cpp repacks: per row and token, each block's exact
+// integer dot, then one FMA by d_w·d_a per block, in block order (quant_types.c's dot_rows_32).
+// The nibbles widen to unsigned bytes (IQ4_NL's grid shifted by +128) for vpdpbusd, and the
+// offset comes back out through the activations' integer sums. Four rows share each activation
+// block so their FMA chains overlap.
+static void rows32_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
+                        int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride) {
+    const __m128i low = _mm_set1_epi8(0x0F);
+    __m128i grid = _mm_setzero_si128();
+    int32_t offset = 8;
+    if (type == KILN_QTYPE_IQ4_NL) {
+        int8_t shifted[16];
+        for (int i = 0; i < 16; i++) shifted[i] = (int8_t)(kiln_iq4nl_values[i] + 128);
+        grid = _mm_loadu_si128((const __m128i *)shifted);
+        offset = 128;
+    }
+    const __m256i grid2 = _mm256_broadcastsi128_si256(grid);
+    for (int64_t t = 0; t < tokenCount; t++) {
+        for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += 4) {
+            const int R = rowEnd - r0 < 4 ? (int)(rowEnd - r0) : 4;
+            float acc[4] = {0, 0, 0, 0};
+            for (int64_t b = 0; b < blockCount; b++) {
+                const int64_t block = t * blockCount + b;
+                const __m256i av = _mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK));
+                const int32_t correction = offset * a.integerSums[block];
+                const float ad = a.scales[block];
+                for (int i = 0; i < R; i++) {
+                    const uint8_t *p = base + (size_t)(r0 + i) * rowBytes + b * 18;
+                    const __m128i raw = _mm_loadu_si128((const __m128i *)(p + 2));
+                    __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
+                    if (type == KILN_QTYPE_IQ4_NL) u = _mm256_shuffle_epi8(grid2, u);
+                    const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, av);
+                    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(dot), _mm256_extracti128_si256(dot, 1));
+                    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+                    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+                    const int32_t isum = _mm_cvtsi128_si32(s) - correction;
+                    acc[i] = fmaf((float)isum, load_f16(p) * ad, acc[i]);
+                }
+            }
+            for (int i = 0; i < R; i++) out[t * outStride + r0 + i] = acc[i];
+        }
+    }
+}
 #endif  // KILN_VNNI
 
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
@@ -300,6 +344,8 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
     case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
     case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0) break;
     case KILN_QTYPE_Q5_1: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1) break;
+    case KILN_QTYPE_Q4_0:
+    case KILN_QTYPE_IQ4_NL: rows32_vnni(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, tokenCount, out, outStride); break;
 #endif
     default:
         kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, 0, tokenCount, out,
