@@ -411,14 +411,8 @@ void kiln_encode_q3_K(const float *x, uint8_t *y, int64_t n) {
         int8_t L[256];
         float sc[16];
         uint8_t *hmask = y, *qs = y + 32, *scales = y + 96;
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
-            if (fabsf(sc[j]) > amax) {
-                amax = fabsf(sc[j]);
-                max_scale = sc[j];
-            }
-        }
+        for (int j = 0; j < 16; j++) sc[j] = search_q3(16, 4, x + 16 * j, L + 16 * j);
+        const float max_scale = signed_absmax(sc, 16);
         memset(scales, 0, 12);
         if (max_scale) {
             const float iscale = -32.0f / max_scale;
@@ -547,14 +541,8 @@ void kiln_encode_q6_K(const float *x, uint8_t *y, int64_t n) {
     for (int64_t b = 0; b < n / 256; b++, x += 256, y += 210) {
         int8_t L[256];
         float sc[16];
-        float max_scale = 0, max_abs = 0;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
-            if (fabsf(sc[j]) > max_abs) {
-                max_abs = fabsf(sc[j]);
-                max_scale = sc[j];
-            }
-        }
+        for (int j = 0; j < 16; j++) sc[j] = search_symmetric(16, 32, x + 16 * j, L + 16 * j);
+        const float max_scale = signed_absmax(sc, 16), max_abs = fabsf(max_scale);
         if (max_abs < kGroupMaxEps) {
             memset(y, 0, 210);
             continue;
@@ -607,14 +595,8 @@ static int nearest_grid_index(float x) {
 // candidates. 0 for an all-zero block.
 static float iq4_block_scale(const float *x) {
     const int8_t *v = kiln_iq4nl_values;
-    float amax = 0, max = 0;
-    for (int j = 0; j < 32; j++) {
-        if (fabsf(x[j]) > amax) {
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
-    }
-    if (amax < kGroupMaxEps) return 0;
+    const float max = signed_absmax(x, 32);
+    if (fabsf(max) < kGroupMaxEps) return 0;
     float d = -max / (float)v[0];
     float id = 1 / d;
     float sumqx = 0, sumq2 = 0;
@@ -658,14 +640,8 @@ void kiln_encode_iq4_nl(const float *x, uint8_t *y, int64_t n) {
 void kiln_encode_iq4_xs(const float *x, uint8_t *y, int64_t n) {
     for (int64_t b = 0; b < n / 256; b++, x += 256, y += 136) {
         float sc[8];
-        float max_scale = 0, amax_scale = 0;
-        for (int ib = 0; ib < 8; ib++) {
-            sc[ib] = iq4_block_scale(x + 32 * ib);
-            if (fabsf(sc[ib]) > amax_scale) {
-                amax_scale = fabsf(sc[ib]);
-                max_scale = sc[ib];
-            }
-        }
+        for (int ib = 0; ib < 8; ib++) sc[ib] = iq4_block_scale(x + 32 * ib);
+        const float max_scale = signed_absmax(sc, 8);
         const float d = -max_scale / 32;
         store_f16(y, d);
         const float id = d ? 1 / d : 0.0f;

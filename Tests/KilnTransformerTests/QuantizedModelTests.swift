@@ -61,26 +61,32 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path) }
         #expect((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == fixture.file_size)
         #expect(try SHA256Digest.hex(ofFile: path) == fixture.file_sha256, "\(type): Kiln's file differs from llama-quantize's")
-        let file = try GGUFFile(path: path)
-        var counts: [String: Int] = [:]
-        for t in file.tensors { counts[t.type.description, default: 0] += 1 }
-        #expect(counts == fixture.tensor_type_counts)
-
-        let model = try LlamaModel(file: file, contextSize: 512, batchSize: 512)
-        let expected = try Data(contentsOf: Fixtures.url("quants/\(fixture.logits.file)")).withUnsafeBytes {
-            Array($0.bindMemory(to: Float.self))
-        }
-        try model.forward(fixture.logits.prompt_ids, startPosition: 0)
-        let logits = Array(model.logits)
-        let differing = zip(logits, expected).filter { $0.bitPattern != $1.bitPattern }.count
-        let worst = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
-        #expect(differing == 0, "\(type): \(differing) of \(logits.count) logits differ, by up to \(worst)")
-        #expect(VectorOps.argmax(UnsafeBufferPointer(model.logits), count: logits.count) == fixture.logits.argmax)
-
+        let model = try Self.expectTypesAndLogits(path: path, label: type, typeCounts: fixture.tensor_type_counts,
+                                                  prompt: fixture.logits.prompt_ids,
+                                                  logits: Fixtures.url("quants/\(fixture.logits.file)"), argmax: fixture.logits.argmax)
         for c in fixture.greedy {
             let generated = try LlamaModelTests.greedy(model, prompt: c.prompt_ids, steps: c.generated_ids.count)
             let split = generated.indices.first { generated[$0] != c.generated_ids[$0] }
             #expect(split == nil, "\(c.id): differs from llama.cpp at step \(split ?? -1)")
         }
+    }
+
+    /// The file at `path` has llama.cpp's tensor types, and on it the last-position logits of
+    /// `prompt` (one batch of up to 512, as llama.cpp's n_batch) are llama.cpp's floats, bit for bit.
+    static func expectTypesAndLogits(path: String, label: String, typeCounts: [String: Int], prompt: [Int], logits url: URL,
+                                     argmax: Int) throws -> LlamaModel {
+        let file = try GGUFFile(path: path)
+        var counts: [String: Int] = [:]
+        for t in file.tensors { counts[t.type.description, default: 0] += 1 }
+        #expect(counts == typeCounts, "\(label): tensor types")
+        let model = try LlamaModel(file: file, contextSize: 512, batchSize: 512)
+        let expected = try Data(contentsOf: url).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        try model.forward(prompt, startPosition: 0)
+        let logits = Array(model.logits)
+        let differing = zip(logits, expected).filter { $0.bitPattern != $1.bitPattern }.count
+        let worst = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(differing == 0, "\(label): \(differing) of \(logits.count) logits differ, by up to \(worst)")
+        #expect(VectorOps.argmax(UnsafeBufferPointer(model.logits), count: logits.count) == argmax)
+        return model
     }
 }

@@ -50,18 +50,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         try ModelQuantizer.quantize(input: base, output: path, options: .init(scheme: QuantizationScheme.named(type)!))
         #expect(try SHA256Digest.hex(ofFile: path) == entry.file_sha256, "\(type): Kiln's file differs from llama-quantize's")
-        let file = try GGUFFile(path: path)
-        var counts: [String: Int] = [:]
-        for t in file.tensors { counts[t.type.description, default: 0] += 1 }
-        #expect(counts == entry.tensor_type_counts)
-
-        let model = try LlamaModel(file: file, contextSize: 512, batchSize: 512)
-        let expected = try Data(contentsOf: Fixtures.url("tiny/\(entry.logits)")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        try model.forward(entry.prompt_ids, startPosition: 0)
-        let logits = Array(model.logits)
-        let differing = zip(logits, expected).filter { $0.bitPattern != $1.bitPattern }.count
-        #expect(differing == 0, "\(type): \(differing) of \(logits.count) logits differ")
-        #expect(VectorOps.argmax(UnsafeBufferPointer(model.logits), count: logits.count) == entry.argmax)
+        let model = try QuantizedModelTests.expectTypesAndLogits(path: path, label: type, typeCounts: entry.tensor_type_counts,
+                                                                 prompt: entry.prompt_ids, logits: Fixtures.url("tiny/\(entry.logits)"),
+                                                                 argmax: entry.argmax)
         let generated = try LlamaModelTests.greedy(model, prompt: entry.prompt_ids, steps: entry.greedy.count)
         let split = generated.indices.first { generated[$0] != entry.greedy[$0] }
         #expect(split == nil, "\(type): greedy differs from llama.cpp at step \(split ?? -1)")
