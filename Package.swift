@@ -4,7 +4,8 @@
 // Dependency direction (each line only imports the lines above it):
 //   C shims      CKilnBLAS (OpenBLAS cblas), CKilnPNG (libpng), CKilnZlib (zlib), CKilnSentencePiece
 //                (C header over the C++ library), CKilnKernels (C intrinsics Swift cannot express:
-//                VNNI integer dots, the AVX-512 GELU)
+//                VNNI integer dots, the AVX-512 GELU; and ggml's quantizers, whose bytes depend on
+//                C's float semantics with contraction off)
 //   compute      KilnKernels  raw-buffer kernels with a scalar Reference twin for each
 //   formats      KilnFormats  GGUF, safetensors, IDX, PNG, SHA-256 (independent of the kernels)
 //   tensors      KilnAutograd tensors with reverse-mode differentiation over the kernels
