@@ -84,6 +84,11 @@ public final class QuantizedActivations: @unchecked Sendable {
     /// Whether K-quant products can read these activations (columns a multiple of 256).
     public var hasSuperBlocks: Bool { superValues != nil }
 
+    /// Whether the f16 / bf16 rows that `type`'s products read (if any) were built.
+    public func hasRows(for type: QuantizationType) -> Bool {
+        (!type.usesHalfActivations || halfValues != nil) && (!type.usesBFloatActivations || bfloatValues != nil)
+    }
+
     /// Room for `rows` rows of `columns` values; columns must be a positive multiple of 32.
     /// `superBlocks` also builds q8_K super-blocks (when the columns fill them) for K-quant
     /// products; a caller whose weights have none passes false and skips their quantization.
@@ -225,6 +230,8 @@ public enum QuantizedOps {
         kernelRequire(outputStride >= rows, "outputStride \(outputStride) is smaller than rows \(rows)", kernel: kernel)
         kernelRequire(activations.columns % type.blockElements == 0 && (!type.usesSuperBlockActivations || activations.hasSuperBlocks),
                       "\(type) rows need a multiple of \(type.blockElements) columns, got \(activations.columns)", kernel: kernel)
+        kernelRequire(activations.hasRows(for: type),
+                      "\(type) products read \(type) activations, which these activations were not built with", kernel: kernel)
         requireCount(weightBytes, atLeast: rows * type.rowBytes(columns: activations.columns), "weights (bytes)", kernel: kernel)
         if tokens > 0 && rows > 0 { requireCount(outputCount, atLeast: (tokens - 1) * outputStride + rows, "output", kernel: kernel) }
     }
@@ -262,6 +269,8 @@ public enum QuantizedOps {
     ) -> Float {
         kernelRequire(activations.columns % type.blockElements == 0 && (!type.usesSuperBlockActivations || activations.hasSuperBlocks),
                       "\(type) rows need a multiple of \(type.blockElements) columns, got \(activations.columns)")
+        kernelRequire(activations.hasRows(for: type),
+                      "\(type) products read \(type) activations, which these activations were not built with")
         requireCount(weightRow.count, atLeast: type.rowBytes(columns: activations.columns), "weightRow (bytes)")
         kernelRequire(activationRow >= 0 && activationRow < activations.rowCount,
                       "activationRow \(activationRow) is not among the \(activations.rowCount) quantized rows")
