@@ -118,39 +118,72 @@ typedef struct {
 
 enum { TOKENS_PER_PASS = 4 };
 
-// IQ4_XS in llama.cpp's vec_dot lane order (below eight tokens): per super-block, lane l of 8
-// holds Σ over the eight 32-weight blocks of scale · (products of elements 4l…4l+3), scaled by
-// d_a·d_w with one FMA per lane; the lanes are summed pairwise at the end. The grid values are
-// signed, so vpdpbusd takes |a| and the weights carrying a's sign.
-static void iq4_xs_lanes_vnni(const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount, int64_t superBlocks,
-                              KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out, int64_t outStride) {
+// IQ4_XS and Q3_K in llama.cpp's vec_dot lane order (below eight tokens): per super-block, lane l
+// of 8 holds Σ over the eight 32-weight chunks of scale · (products of elements 4l…4l+3), scaled
+// by d_a·d_w with one FMA per lane; the lanes are summed pairwise at the end. Both types' weights
+// are signed, so vpdpbusd takes |a| and the weights carrying a's sign.
+static inline __m256i signed_dot(__m256i w, const int8_t *q8) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)q8);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
+}
+
+// IQ4_XS: grid values by pshufb, one 6-bit scale per chunk.
+static __m256i iq4_xs_lanes(const uint8_t *p, const int8_t *q8) {
     const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values));
     const __m128i low = _mm_set1_epi8(0x0F);
+    const uint16_t high = load_u16(p + 2);
+    __m256i lanes = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(p + 8 + 16 * c));
+        const __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
+        const __m256i dot = signed_dot(_mm256_shuffle_epi8(grid, nibbles), q8 + 32 * c);
+        const int32_t scale = (((p[4 + c / 2] >> (4 * (c % 2))) & 0xF) | (((high >> (2 * c)) & 3) << 4)) - 32;
+        lanes = _mm256_add_epi32(lanes, _mm256_mullo_epi32(dot, _mm256_set1_epi32(scale)));
+    }
+    return lanes;
+}
+
+// Q3_K: quants in −4…3 (two bits, plus 4 where the hmask bit is set) and 16 signed scales, so
+// lanes 0–3 of a chunk take its first scale and lanes 4–7 its second.
+static __m256i q3_K_lanes(const uint8_t *p, const int8_t *q8) {
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
+    int8_t sc[16];
+    kiln_q3_K_scales(p, sc);
+    const __m256i hmask = _mm256_loadu_si256((const __m256i *)p);
+    __m256i lanes = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        const __m256i qs = _mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (c / 4)));
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * (c % 4)), three);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, c), one);
+        const __m256i w = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), four);
+        const int32_t s0 = sc[2 * c], s1 = sc[2 * c + 1];
+        const __m256i scale = _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1);
+        lanes = _mm256_add_epi32(lanes, _mm256_mullo_epi32(signed_dot(w, q8 + 32 * c), scale));
+    }
+    return lanes;
+}
+
+static void signed_lanes_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
+                              int64_t superBlocks, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out,
+                              int64_t outStride) {
+    const int q3 = type == KILN_QTYPE_Q3_K;
+    const size_t bytes = q3 ? 110 : 136;
+    const size_t dOffset = q3 ? 108 : 0;
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *row = base + (size_t)r * rowBytes;
         for (int64_t t = firstToken; t < firstToken + tokenCount; t++) {
             __m256 acc = _mm256_setzero_ps();
             for (int64_t b = 0; b < superBlocks; b++) {
-                const uint8_t *p = row + b * 136;
+                const uint8_t *p = row + b * bytes;
                 const int64_t block = t * superBlocks + b;
                 const int8_t *q8 = a.kValues + block * KILN_QK_K;
-                const uint16_t high = load_u16(p + 2);
-                __m256i lanes = _mm256_setzero_si256();
-                for (int c = 0; c < 8; c++) {
-                    const __m128i raw = _mm_loadu_si128((const __m128i *)(p + 8 + 16 * c));
-                    const __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
-                    const __m256i w = _mm256_shuffle_epi8(grid, nibbles);
-                    const __m256i x = _mm256_loadu_si256((const __m256i *)(q8 + 32 * c));
-                    const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
-                    const int32_t scale = (((p[4 + c / 2] >> (4 * (c % 2))) & 0xF) | (((high >> (2 * c)) & 3) << 4)) - 32;
-                    lanes = _mm256_add_epi32(lanes, _mm256_mullo_epi32(dot, _mm256_set1_epi32(scale)));
-                }
-                const float d = a.kScales[block] * load_f16(p);
+                const __m256i lanes = q3 ? q3_K_lanes(p, q8) : iq4_xs_lanes(p, q8);
+                const float d = a.kScales[block] * load_f16(p + dOffset);
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
             }
             float l[8];
             _mm256_storeu_ps(l, acc);
-            out[t * outStride + r] = sum_lanes8(l) + 0.0f;
+            out[t * outStride + r] = sum_lanes8(l) + 0.0f;  // + the (zero) mins' chain, as ggml adds it
         }
     }
 }
@@ -158,8 +191,8 @@ static void iq4_xs_lanes_vnni(const uint8_t *base, size_t rowBytes, int64_t firs
 int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                                   float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled) {
-    if (type == KILN_QTYPE_IQ4_XS && !tiled) {
-        iq4_xs_lanes_vnni(base, rowBytes, firstRow, rowCount, blockCount / 8, a, firstToken, tokenCount, out, outStride);
+    if ((type == KILN_QTYPE_Q3_K || type == KILN_QTYPE_IQ4_XS) && !tiled) {
+        signed_lanes_vnni(type, base, rowBytes, firstRow, rowCount, blockCount / 8, a, firstToken, tokenCount, out, outStride);
         return 1;
     }
     if (type != KILN_QTYPE_Q2_K && type != KILN_QTYPE_Q4_K && type != KILN_QTYPE_Q5_K && type != KILN_QTYPE_Q6_K) return 0;
