@@ -1,100 +1,201 @@
-// AVX-512 VNNI kernels for the K-quants whose weights widen to unsigned bytes: Q2_K, Q4_K, Q5_K,
-// Q6_K. A super-block is widened once per weight row into eight 32-byte chunks and its scales
-// into per-lane vectors, then multiplied by up to four tokens: vpdpbusd gives the exact integer
-// sums of four consecutive products, the scales are applied in integers, and only the float steps
-// follow the type's llama.cpp order (quant_types.c explains the three orders; its portable
-// kernels are the reference these must equal bit for bit).
+// AVX-512 VNNI kernels for every K-quant: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS, in all three
+// of llama.cpp's orders (quant_types.c explains them; its portable kernels are the reference these
+// must equal bit for bit).
+//
+// A super-block is widened once per weight row into four 512-bit registers of unsigned bytes, in
+// the activations' own order (register k holds weights 64k…64k+63), and its scales into one int32
+// per lane of four weights. Each token then costs four vpdpbusd and four vpmulld: the exact
+// integer sums of four consecutive products, scaled. Types with signed weights are widened to
+// w + offset, and the accumulator starts at −offset·(Σ of the four activations), precomputed per
+// token, so each lane holds exactly Σ w·a with no extra instruction per row. Only the float steps
+// follow the type's order: eight float lanes (vec_dot), one value per super-block (the tiled
+// kernel) or one per span of the repacked rows.
 #include <math.h>
+#include <stdlib.h>
 
 #include "quant_internal.h"
 
 #if KILN_VNNI
 
 typedef struct {
-    __m256i w[8];      // chunk c: weights 32c…32c+31 as unsigned bytes
-    __m256i scale[8];  // chunk c: the scale of each int32 lane (lanes 0–3: first 16 weights)
-    int32_t mins[16];  // the min of each 16 weights (0 for types without mins)
+    __m512i u[4];      // weights 64k…64k+63 as unsigned bytes (w + offset)
+    __m512i scale[4];  // the int32 scale of each lane (four weights) of u[k]
+    __m256i mins16;    // Q2_K, Q4_K, Q5_K: the min of each 16 weights as int16
     __m256i q6Scales;  // Q6_K: its 16 scales as int16, for the offset 32 taken through the sums
     float d, dmin;
 } WideBlock;
 
-static inline __m256i lane_scales(int32_t first, int32_t second) {
-    return _mm256_setr_epi32(first, first, first, first, second, second, second, second);
+// Lane j of register k takes the scale of weights 64k + 4j…: scale index 4k + j/4 of sixteen, or
+// 2k + j/8 of eight.
+static inline __m512i scale_index16(int k) {
+    const int b = 4 * k;
+    return _mm512_setr_epi32(b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 2, b + 2, b + 2, b + 2, b + 3, b + 3, b + 3, b + 3);
 }
 
-static void widen(int type, const uint8_t *p, WideBlock *k) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    int32_t sc[16];
+static inline __m512i scale_index8(int k) {
+    const int b = 2 * k;
+    return _mm512_setr_epi32(b, b, b, b, b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 1, b + 1, b + 1, b + 1);
+}
+
+static inline void spread_scales16(__m128i bytes, int isSigned, WideBlock *k) {
+    const __m512i sc = isSigned ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+    for (int c = 0; c < 4; c++) k->scale[c] = _mm512_permutexvar_epi32(scale_index16(c), sc);
+}
+
+static inline void spread_scales8(__m128i bytes, int isSigned, WideBlock *k) {
+    const __m512i sc = isSigned ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+    for (int c = 0; c < 4; c++) k->scale[c] = _mm512_permutexvar_epi32(scale_index8(c), sc);
+}
+
+// The same 32 bytes in both 256-bit halves, shifted right per 16-bit word by `low` bits in the
+// first half and `high` in the second.
+static inline __m512i halves_shifted(const uint8_t *p, int low, int high) {
+    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i counts = _mm512_inserti64x4(_mm512_set1_epi16((short)low), _mm256_set1_epi16((short)high), 1);
+    return _mm512_srlv_epi16(x, counts);
+}
+
+// A byte mask of the bits `lowBit` (first half) and `highBit` (second half) of 32 bytes at p.
+static inline __mmask64 halves_bit(const uint8_t *p, int lowBit, int highBit) {
+    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << lowBit)), _mm256_set1_epi8((char)(1 << highBit)), 1);
+    return _mm512_test_epi8_mask(x, bits);
+}
+
+// Q4_K / Q5_K's packed scales and mins as 16 bytes: eight scales, then eight mins (ggml's order).
+static inline __m128i scales_mins_k4(const uint8_t *q) {
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
+    const uint32_t mins = u[1] & m1;
+    u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
+    u[2] = mins;
+    u[0] &= m1;
+    return _mm_loadu_si128((const __m128i *)u);
+}
+
+static inline void widen(int type, const uint8_t *p, WideBlock *k) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
     switch (type) {
-    case KILN_QTYPE_Q2_K:
-        for (int h = 0; h < 2; h++) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * h));
-            for (int j = 0; j < 4; j++) {
-                k->w[4 * h + j] = _mm256_and_si256(_mm256_srli_epi16(x, 2 * j), _mm256_set1_epi8(3));
-            }
+    case KILN_QTYPE_Q2_K: {
+        // Weights 128h + 32j + l are bits 2j of byte 32h + l.
+        for (int c = 0; c < 4; c++) {
+            const int j = 2 * (c % 2);
+            k->u[c] = _mm512_and_si512(halves_shifted(p + 16 + 32 * (c / 2), 2 * j, 2 * j + 2), _mm512_set1_epi8(3));
         }
-        for (int i = 0; i < 16; i++) {
-            sc[i] = p[i] & 0xF;
-            k->mins[i] = p[i] >> 4;
-        }
-        k->d = load_f16(p + 80);
-        k->dmin = load_f16(p + 82);
-        break;
-    case KILN_QTYPE_Q4_K:
-    case KILN_QTYPE_Q5_K: {
-        const uint8_t *qs = p + (type == KILN_QTYPE_Q4_K ? 16 : 48);
-        const __m256i high = _mm256_loadu_si256((const __m256i *)(p + 16));
-        for (int j = 0; j < 4; j++) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            __m256i lo = _mm256_and_si256(x, low4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low4);
-            if (type == KILN_QTYPE_Q5_K) {
-                // Bit 2j of each high byte is weight 64j + l's fifth bit, bit 2j + 1 weight 64j + 32 + l's.
-                const __m256i one = _mm256_set1_epi8(1);
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * j), one), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * j + 1), one), 4));
-            }
-            k->w[2 * j] = lo;
-            k->w[2 * j + 1] = hi;
-        }
-        for (int j = 0; j < 8; j++) {
-            int32_t m;
-            scale_min_k4(j, p + 4, &sc[2 * j], &m);
-            sc[2 * j + 1] = sc[2 * j];
-            k->mins[2 * j] = k->mins[2 * j + 1] = m;
-        }
-        k->d = load_f16(p);
-        k->dmin = load_f16(p + 2);
+        const __m128i s = _mm_loadu_si128((const __m128i *)p);
+        spread_scales16(_mm_and_si128(s, _mm_set1_epi8(0x0F)), 0, k);
+        k->mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0x0F)));
+        k->d = _cvtsh_ss(load_u16(p + 80));
+        k->dmin = _cvtsh_ss(load_u16(p + 82));
         break;
     }
-    default: {  // Q6_K
+    case KILN_QTYPE_Q3_K: {
+        // Two bits as Q2_K's, plus 4 where the hmask bit 4h + j is set: w + 4.
+        for (int c = 0; c < 4; c++) {
+            const int j = 2 * (c % 2), h = c / 2;
+            const __m512i low = _mm512_and_si512(halves_shifted(p + 32 + 32 * h, 2 * j, 2 * j + 2), _mm512_set1_epi8(3));
+            k->u[c] = _mm512_mask_add_epi8(low, halves_bit(p, 4 * h + j, 4 * h + j + 1), low, _mm512_set1_epi8(4));
+        }
+        int8_t sc[16];
+        kiln_q3_K_scales(p, sc);
+        spread_scales16(_mm_loadu_si128((const __m128i *)sc), 1, k);
+        k->d = _cvtsh_ss(load_u16(p + 108));
+        k->dmin = 0;
+        break;
+    }
+    case KILN_QTYPE_Q4_K:
+    case KILN_QTYPE_Q5_K: {
+        // Weights 64c + l are the low nibbles of bytes 32c + l, 64c + 32 + l their high nibbles;
+        // Q5_K's fifth bits are bits 2c and 2c + 1 of its 32 high bytes.
+        const uint8_t *qs = p + (type == KILN_QTYPE_Q4_K ? 16 : 48);
+        for (int c = 0; c < 4; c++) {
+            k->u[c] = _mm512_and_si512(halves_shifted(qs + 32 * c, 0, 4), low4);
+            if (type == KILN_QTYPE_Q5_K) {
+                k->u[c] = _mm512_mask_add_epi8(k->u[c], halves_bit(p + 16, 2 * c, 2 * c + 1), k->u[c], _mm512_set1_epi8(16));
+            }
+        }
+        const __m128i sm = scales_mins_k4(p + 4);
+        spread_scales8(sm, 0, k);
+        k->mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // each min twice: one per 16 weights
+        k->d = _cvtsh_ss(load_u16(p));
+        k->dmin = _cvtsh_ss(load_u16(p + 2));
+        break;
+    }
+    case KILN_QTYPE_Q6_K: {
+        // Weights 128h + l and 128h + 32 + l: low nibbles of ql bytes 64h + l and 64h + 32 + l, with
+        // bits 0–1 and 2–3 of qh byte 32h + l; 128h + 64 + l and 128h + 96 + l: the high nibbles,
+        // with bits 4–5 and 6–7.
         for (int h = 0; h < 2; h++) {
-            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
-            const __m256i ql2 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-            k->w[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
-                                              _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(3)), 4));
-            k->w[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql2, low4),
-                                              _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(12)), 2));
-            k->w[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                                              _mm256_and_si256(qh, _mm256_set1_epi8(48)));
-            k->w[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql2, 4), low4),
-                                              _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
+            const __m512i ql = _mm512_loadu_si512((const void *)(p + 64 * h));
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
+            const __m512i lowBits = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0C), 1);
+            const __m512i highBits = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8((char)0xC0), 1);
+            const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+            const __m512i down = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+            const __m512i hi0 = _mm512_sllv_epi16(_mm512_and_si512(qh, lowBits), up);
+            const __m512i hi1 = _mm512_srlv_epi16(_mm512_and_si512(qh, highBits), down);
+            k->u[2 * h] = _mm512_ternarylogic_epi32(ql, low4, hi0, 0xEA);  // (ql & 0x0F) | hi0
+            k->u[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, hi1, 0xEA);
         }
-        const int8_t *s8 = (const int8_t *)(p + 192);
-        for (int i = 0; i < 16; i++) {
-            sc[i] = s8[i];
-            k->mins[i] = 0;
+        const __m128i s = _mm_loadu_si128((const __m128i *)(p + 192));
+        spread_scales16(s, 1, k);
+        k->q6Scales = _mm256_cvtepi8_epi16(s);
+        k->d = _cvtsh_ss(load_u16(p + 208));
+        k->dmin = 0;
+        break;
+    }
+    default: {  // IQ4_XS: grid values + 128 by pshufb, eight signed 6-bit scales
+        const __m512i grid = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values),
+                                                                  _mm_set1_epi8((char)0x80)));
+        const __m512i spread = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+        const __m512i counts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
+                                                 0x0004000400040004LL, 0x0004000400040004LL);
+        for (int c = 0; c < 4; c++) {
+            // Chunks 2c and 2c + 1 (16 bytes each): [low nibbles, high nibbles] of each.
+            const __m512i x = _mm512_permutexvar_epi64(spread, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 8 + 32 * c))));
+            k->u[c] = _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srlv_epi16(x, counts), low4));
         }
-        k->q6Scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
-        k->d = load_f16(p + 208);
+        const uint16_t high = load_u16(p + 2);
+        int8_t sc[16];
+        for (int c = 0; c < 8; c++) sc[c] = (int8_t)((((p[4 + c / 2] >> (4 * (c % 2))) & 0xF) | (((high >> (2 * c)) & 3) << 4)) - 32);
+        spread_scales8(_mm_loadl_epi64((const __m128i *)sc), 1, k);
+        k->d = _cvtsh_ss(load_u16(p));
         k->dmin = 0;
         break;
     }
     }
-    for (int c = 0; c < 8; c++) k->scale[c] = lane_scales(sc[2 * c], sc[2 * c + 1]);
 }
 
-static inline int32_t reduce_add(__m256i v) {
+// The offset each type's widened weights carry (w + offset), 0 for unsigned weights.
+static int weight_offset(int type) {
+    return type == KILN_QTYPE_Q3_K ? 4 : type == KILN_QTYPE_IQ4_XS ? 128 : 0;
+}
+
+// −offset · (Σ of each four consecutive activations) for `count` int8 values: one int32 per four.
+// Kept per thread and grown as needed, so decode allocates nothing.
+static _Thread_local int32_t *offsetBuffer;
+static _Thread_local size_t offsetCapacity;
+
+static const int32_t *offset_sums(const int8_t *values, int64_t count, int offset) {
+    const size_t need = (size_t)(count / 4);
+    if (need > offsetCapacity) {
+        free(offsetBuffer);
+        offsetBuffer = (int32_t *)aligned_alloc(64, (need * sizeof(int32_t) + 63) / 64 * 64);
+        offsetCapacity = offsetBuffer ? need : 0;
+        if (!offsetBuffer) return NULL;
+    }
+    const __m512i ones = _mm512_set1_epi8(1), factor = _mm512_set1_epi32(-offset);
+    for (int64_t i = 0; i < count; i += 64) {
+        const __m512i q = _mm512_loadu_si512((const void *)(values + i));
+        const __m512i quads = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q);
+        _mm512_storeu_si512((void *)(offsetBuffer + i / 4), _mm512_mullo_epi32(quads, factor));
+    }
+    return offsetBuffer;
+}
+
+static inline int32_t reduce256(__m256i v) {
     __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
     r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1));
@@ -108,96 +209,41 @@ static inline float hsum8(__m256 x) {
     return _mm_cvtss_f32(r);
 }
 
+// The integer sums of the four 64-weight registers, [Σ s0, Σ s1, Σ s2, Σ s3].
+static inline __m128i reduce4(const __m512i s[4]) {
+    const __m512i a01 = _mm512_add_epi32(_mm512_shuffle_i64x2(s[0], s[1], 0x44), _mm512_shuffle_i64x2(s[0], s[1], 0xEE));
+    const __m512i a23 = _mm512_add_epi32(_mm512_shuffle_i64x2(s[2], s[3], 0x44), _mm512_shuffle_i64x2(s[2], s[3], 0xEE));
+    __m512i b = _mm512_add_epi32(_mm512_shuffle_i64x2(a01, a23, 0x88), _mm512_shuffle_i64x2(a01, a23, 0xDD));
+    b = _mm512_add_epi32(b, _mm512_shuffle_epi32(b, 0x4E));
+    b = _mm512_add_epi32(b, _mm512_shuffle_epi32(b, 0xB1));
+    return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), b));
+}
+
 // Per-token running state of one output.
 typedef struct {
-    __m256 lanes;        // lanes order: the eight float lanes
-    float acc, accMin;   // rows order
-    float summs;         // lanes order: Q5_K's mins chain
-    float total;         // tiled order
+    __m256 lanes;       // vec_dot order: the eight float lanes
+    float summs;        // vec_dot order: Q5_K's mins chain
+    float acc, accMin;  // rows order
+    float total;        // tiled order
 } Running;
 
-enum { TOKENS_PER_PASS = 4 };
-
-// IQ4_XS and Q3_K in llama.cpp's vec_dot lane order (below eight tokens): per super-block, lane l
-// of 8 holds Σ over the eight 32-weight chunks of scale · (products of elements 4l…4l+3), scaled
-// by d_a·d_w with one FMA per lane; the lanes are summed pairwise at the end. Both types' weights
-// are signed, so vpdpbusd takes |a| and the weights carrying a's sign.
-static inline __m256i signed_dot(__m256i w, const int8_t *q8) {
-    const __m256i x = _mm256_loadu_si256((const __m256i *)q8);
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
-}
-
-// IQ4_XS: grid values by pshufb, one 6-bit scale per chunk.
-static __m256i iq4_xs_lanes(const uint8_t *p, const int8_t *q8) {
-    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values));
-    const __m128i low = _mm_set1_epi8(0x0F);
-    const uint16_t high = load_u16(p + 2);
-    __m256i lanes = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
-        const __m128i raw = _mm_loadu_si128((const __m128i *)(p + 8 + 16 * c));
-        const __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
-        const __m256i dot = signed_dot(_mm256_shuffle_epi8(grid, nibbles), q8 + 32 * c);
-        const int32_t scale = (((p[4 + c / 2] >> (4 * (c % 2))) & 0xF) | (((high >> (2 * c)) & 3) << 4)) - 32;
-        lanes = _mm256_add_epi32(lanes, _mm256_mullo_epi32(dot, _mm256_set1_epi32(scale)));
-    }
-    return lanes;
-}
-
-// Q3_K: quants in −4…3 (two bits, plus 4 where the hmask bit is set) and 16 signed scales, so
-// lanes 0–3 of a chunk take its first scale and lanes 4–7 its second.
-static __m256i q3_K_lanes(const uint8_t *p, const int8_t *q8) {
-    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
-    int8_t sc[16];
-    kiln_q3_K_scales(p, sc);
-    const __m256i hmask = _mm256_loadu_si256((const __m256i *)p);
-    __m256i lanes = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
-        const __m256i qs = _mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (c / 4)));
-        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * (c % 4)), three);
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, c), one);
-        const __m256i w = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 2)), four);
-        const int32_t s0 = sc[2 * c], s1 = sc[2 * c + 1];
-        const __m256i scale = _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1);
-        lanes = _mm256_add_epi32(lanes, _mm256_mullo_epi32(signed_dot(w, q8 + 32 * c), scale));
-    }
-    return lanes;
-}
-
-static void signed_lanes_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
-                              int64_t superBlocks, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out,
-                              int64_t outStride) {
-    const int q3 = type == KILN_QTYPE_Q3_K;
-    const size_t bytes = q3 ? 110 : 136;
-    const size_t dOffset = q3 ? 108 : 0;
-    for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
-        const uint8_t *row = base + (size_t)r * rowBytes;
-        for (int64_t t = firstToken; t < firstToken + tokenCount; t++) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int64_t b = 0; b < superBlocks; b++) {
-                const uint8_t *p = row + b * bytes;
-                const int64_t block = t * superBlocks + b;
-                const int8_t *q8 = a.kValues + block * KILN_QK_K;
-                const __m256i lanes = q3 ? q3_K_lanes(p, q8) : iq4_xs_lanes(p, q8);
-                const float d = a.kScales[block] * load_f16(p + dOffset);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
-            }
-            float l[8];
-            _mm256_storeu_ps(l, acc);
-            out[t * outStride + r] = sum_lanes8(l) + 0.0f;  // + the (zero) mins' chain, as ggml adds it
-        }
-    }
-}
+enum { TOKENS_PER_PASS = 8 };
 
 int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                                   float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled) {
-    if ((type == KILN_QTYPE_Q3_K || type == KILN_QTYPE_IQ4_XS) && !tiled) {
-        signed_lanes_vnni(type, base, rowBytes, firstRow, rowCount, blockCount / 8, a, firstToken, tokenCount, out, outStride);
-        return 1;
+    if (type != KILN_QTYPE_Q2_K && type != KILN_QTYPE_Q3_K && type != KILN_QTYPE_Q4_K && type != KILN_QTYPE_Q5_K &&
+        type != KILN_QTYPE_Q6_K && type != KILN_QTYPE_IQ4_XS) {
+        return 0;
     }
-    if (type != KILN_QTYPE_Q2_K && type != KILN_QTYPE_Q4_K && type != KILN_QTYPE_Q5_K && type != KILN_QTYPE_Q6_K) return 0;
     const size_t bytes = kiln_quant_block_bytes(type);
     const int64_t superBlocks = blockCount / 8;
+    const int offset = weight_offset(type);
+    const int32_t *offsets = NULL;
+    if (offset) {
+        offsets = offset_sums(a.kValues + firstToken * superBlocks * KILN_QK_K, tokenCount * superBlocks * KILN_QK_K, offset);
+        if (!offsets) return 0;
+    }
     const int rows = gemmSpan > 0;
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *row = base + (size_t)r * rowBytes;
@@ -210,47 +256,57 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
             }
             for (int64_t b = 0; b < superBlocks; b++) {
                 const uint8_t *p = row + b * bytes;
-                if (T == 1 && b + 4 < superBlocks) _mm_prefetch((const char *)(p + 4 * bytes), _MM_HINT_T0);
                 WideBlock k;
                 widen(type, p, &k);
                 for (int t = 0; t < T; t++) {
                     const int64_t token = t0 + t;
                     const int64_t block = token * superBlocks + b;
                     const int8_t *q8 = a.kValues + block * KILN_QK_K;
-                    const int16_t *bsums = a.kSums + block * 16;
+                    const __m256i bsums = _mm256_loadu_si256((const __m256i *)(a.kSums + block * 16));
                     const float ad = a.kScales[block];
-                    __m256i scaled[8];
-                    for (int c = 0; c < 8; c++) {
-                        const __m256i g = _mm256_dpbusd_epi32(_mm256_setzero_si256(), k.w[c],
-                                                              _mm256_loadu_si256((const __m256i *)(q8 + 32 * c)));
-                        scaled[c] = _mm256_mullo_epi32(g, k.scale[c]);
+                    __m512i scaled[4];
+                    for (int c = 0; c < 4; c++) {
+                        const __m512i start = offset ? _mm512_loadu_si512((const void *)(offsets + (block - firstToken * superBlocks) * 64 + 16 * c))
+                                                     : _mm512_setzero_si512();
+                        const __m512i dot = _mm512_dpbusd_epi32(start, k.u[c], _mm512_loadu_si512((const void *)(q8 + 64 * c)));
+                        scaled[c] = _mm512_mullo_epi32(dot, k.scale[c]);
                     }
                     if (rows) {
+                        // Spans of 64, 128 or 256 weights, each one FMA; the mins' own chain.
                         const int span = token - firstToken < grouped ? gemmSpan : KILN_QK_K;
                         const float d = k.d * ad, dmin = k.dmin * ad;
-                        for (int s0 = 0; s0 < KILN_QK_K; s0 += span) {
-                            __m256i sum = scaled[s0 / 32];
-                            for (int c = s0 / 32 + 1; c < (s0 + span) / 32; c++) sum = _mm256_add_epi32(sum, scaled[c]);
-                            int32_t minSum = 0;
-                            for (int g = s0 / 16; g < (s0 + span) / 16; g++) minSum += k.mins[g] * bsums[g];
-                            run[t].acc = fmaf((float)reduce_add(sum), d, run[t].acc);
-                            run[t].accMin = fmaf((float)minSum, dmin, run[t].accMin);
+                        const __m256i mins = _mm256_madd_epi16(bsums, k.mins16);  // lane i: groups 2i, 2i + 1
+                        if (span == KILN_QK_K) {
+                            const __m512i all = _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
+                            const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
+                            run[t].acc = fmaf((float)reduce256(folded), d, run[t].acc);
+                            run[t].accMin = fmaf((float)reduce256(mins), dmin, run[t].accMin);
+                        } else {
+                            int32_t sums[4], minSums[8];
+                            _mm_storeu_si128((__m128i *)sums, reduce4(scaled));
+                            _mm256_storeu_si256((__m256i *)minSums, mins);
+                            const int per = span / 64;  // registers (and pairs of min lanes) per span
+                            for (int s0 = 0; s0 < 4; s0 += per) {
+                                int32_t sum = 0, minSum = 0;
+                                for (int c = s0; c < s0 + per; c++) {
+                                    sum += sums[c];
+                                    minSum += minSums[2 * c] + minSums[2 * c + 1];
+                                }
+                                run[t].acc = fmaf((float)sum, d, run[t].acc);
+                                run[t].accMin = fmaf((float)minSum, dmin, run[t].accMin);
+                            }
                         }
                         continue;
                     }
-                    __m256i lanes = scaled[0];
-                    for (int c = 1; c < 8; c++) lanes = _mm256_add_epi32(lanes, scaled[c]);
+                    const __m512i all = _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
+                    __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
                     if (type == KILN_QTYPE_Q6_K) {
-                        const __m256i sums = _mm256_loadu_si256((const __m256i *)bsums);
-                        lanes = _mm256_sub_epi32(lanes, _mm256_slli_epi32(_mm256_madd_epi16(sums, k.q6Scales), 5));
+                        lanes = _mm256_sub_epi32(lanes, _mm256_slli_epi32(_mm256_madd_epi16(bsums, k.q6Scales), 5));
                     }
-                    int32_t minSum = 0;
-                    if (type == KILN_QTYPE_Q5_K) {
-                        for (int g = 0; g < 16; g++) minSum += k.mins[g] * bsums[g];
-                    }
+                    const int32_t minSum = type == KILN_QTYPE_Q5_K ? reduce256(_mm256_madd_epi16(bsums, k.mins16)) : 0;
                     if (tiled) {
-                        float result = (float)reduce_add(lanes) * k.d;
-                        if (type == KILN_QTYPE_Q5_K) result = fmaf(-k.dmin, (float)minSum, result);
+                        float result = (float)reduce256(lanes) * k.d;
+                        if (type == KILN_QTYPE_Q5_K && k.dmin != 0) result = fmaf(-k.dmin, (float)minSum, result);
                         run[t].total = fmaf(result, ad, run[t].total);
                     } else {
                         const float d = ad * k.d;

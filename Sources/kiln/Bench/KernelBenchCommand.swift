@@ -31,6 +31,9 @@ struct KernelBenchCommand: ParsableCommand {
     @Option(help: "Run only these groups (comma-separated): memory, threads, quantized, types, gemm, attention, vector, conv.")
     var only: String?
 
+    @Option(name: .customLong("weight-types"), help: "With the types group: only these weight types (comma-separated ggml names, e.g. Q4_K,Q6_K).")
+    var weightTypes: String?
+
     static let groupNames: Set<String> = ["memory", "threads", "quantized", "types", "gemm", "attention", "vector", "conv"]
 
     func validate() throws {
@@ -41,7 +44,14 @@ struct KernelBenchCommand: ParsableCommand {
             }
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        for name in weightTypeNames where !QuantizationType.allCases.contains(where: { $0.description == name }) {
+            throw ValidationError("unknown weight type '\(name)' in --weight-types; types: \(QuantizationType.allCases.map(\.description).joined(separator: ", "))")
+        }
         if reps < 1 { throw ValidationError("--reps must be at least 1") }
+    }
+
+    var weightTypeNames: [String] {
+        weightTypes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() } } ?? []
     }
 
     func run() throws {
@@ -49,6 +59,7 @@ struct KernelBenchCommand: ParsableCommand {
         var bench = KernelBench(threads: threadCount, reps: quick ? max(1, reps / 2) : reps,
                                 minSeconds: quick ? 0.01 : 0.03, quiet: json)
         if let only { bench.groups = Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+        if !weightTypeNames.isEmpty { bench.weightTypes = QuantizationType.allCases.filter { weightTypeNames.contains($0.description) } }
         bench.runAll()
         let cpu = CPUDescription.current
         if json {
@@ -82,6 +93,8 @@ struct KernelBench {
     var bandwidth: [Int: Double] = [:]  // threads → GB/s
     /// Groups to run; nil runs all. Quantized rows need the memory group's bandwidth and run it too.
     var groups: Set<String>? = nil
+    /// Weight types the types group measures.
+    var weightTypes = QuantizationType.allCases
 
     init(threads: Int, reps: Int, minSeconds: Double, quiet: Bool) {
         self.threads = threads
@@ -272,7 +285,7 @@ struct KernelBench {
         let source = (0..<(tileRows * columns)).map { _ in Float.random(in: -0.05...0.05, using: &rng) }
         let x = (0..<(64 * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         let peak = integerPeak()
-        for type in QuantizationType.allCases {
+        for type in weightTypes {
             let tileBytes = tileRows * type.rowBytes(columns: columns)
             let copies = max(1, (Self.dramWorkingSet + tileBytes - 1) / tileBytes)
             let rows = tileRows * copies
