@@ -14,7 +14,6 @@
 #include <string.h>
 
 
-#define KILN_ALWAYS_INLINE static inline __attribute__((always_inline))
 #ifndef KILN_PREFETCH_ROWS
 #define KILN_PREFETCH_ROWS 16  // rows ahead: four 4-row tiles
 #endif

@@ -6,12 +6,15 @@
 
 #include "kiln_quant.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__) && \
+    defined(__BMI2__)
 #define KILN_VNNI 1
 #include <immintrin.h>
 #else
 #define KILN_VNNI 0
 #endif
+
+#define KILN_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 static inline uint16_t load_u16(const uint8_t *p) {
     uint16_t v;

@@ -75,7 +75,19 @@ static inline __m128i scales_mins_k4(const uint8_t *q) {
     return _mm_loadu_si128((const __m128i *)u);
 }
 
-static inline void widen(int type, const uint8_t *p, WideBlock *k) {
+// Q3_K's sixteen 6-bit scales minus 32 as bytes: low nibbles from bytes 0–7 (scales 0–7, then
+// their high nibbles for 8–15), the top two bits from bytes 8–11 (ggml's kmask arithmetic).
+static inline __m128i scales_q3_K(const uint8_t *q) {
+    uint32_t a[3];
+    memcpy(a, q, 12);
+    const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
+    const __m128i sc = _mm_setr_epi32((int)((a[0] & k2) | ((a[2] & k1) << 4)), (int)((a[1] & k2) | (((a[2] >> 2) & k1) << 4)),
+                                      (int)(((a[0] >> 4) & k2) | (((a[2] >> 4) & k1) << 4)),
+                                      (int)(((a[1] >> 4) & k2) | (((a[2] >> 6) & k1) << 4)));
+    return _mm_sub_epi8(sc, _mm_set1_epi8(32));
+}
+
+KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     switch (type) {
     case KILN_QTYPE_Q2_K: {
@@ -98,9 +110,7 @@ static inline void widen(int type, const uint8_t *p, WideBlock *k) {
             const __m512i low = _mm512_and_si512(halves_shifted(p + 32 + 32 * h, 2 * j, 2 * j + 2), _mm512_set1_epi8(3));
             k->u[c] = _mm512_mask_add_epi8(low, halves_bit(p, 4 * h + j, 4 * h + j + 1), low, _mm512_set1_epi8(4));
         }
-        int8_t sc[16];
-        kiln_q3_K_scales(p, sc);
-        spread_scales16(_mm_loadu_si128((const __m128i *)sc), 1, k);
+        spread_scales16(scales_q3_K(p + 96), 1, k);
         k->d = _cvtsh_ss(load_u16(p + 108));
         k->dmin = 0;
         break;
@@ -157,10 +167,11 @@ static inline void widen(int type, const uint8_t *p, WideBlock *k) {
             const __m512i x = _mm512_permutexvar_epi64(spread, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 8 + 32 * c))));
             k->u[c] = _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srlv_epi16(x, counts), low4));
         }
-        const uint16_t high = load_u16(p + 2);
-        int8_t sc[16];
-        for (int c = 0; c < 8; c++) sc[c] = (int8_t)((((p[4 + c / 2] >> (4 * (c % 2))) & 0xF) | (((high >> (2 * c)) & 3) << 4)) - 32);
-        spread_scales8(_mm_loadl_epi64((const __m128i *)sc), 1, k);
+        // Scale c: nibble c of the four low bytes, bits 2c…2c+1 of the high word above it, minus 32.
+        uint32_t low;
+        memcpy(&low, p + 4, 4);
+        const uint64_t sc = _pdep_u64(low, 0x0F0F0F0F0F0F0F0FULL) | _pdep_u64(load_u16(p + 2), 0x3030303030303030ULL);
+        spread_scales8(_mm_sub_epi8(_mm_cvtsi64_si128((long long)sc), _mm_set1_epi8(32)), 1, k);
         k->d = _cvtsh_ss(load_u16(p));
         k->dmin = 0;
         break;
@@ -169,7 +180,7 @@ static inline void widen(int type, const uint8_t *p, WideBlock *k) {
 }
 
 // The offset each type's widened weights carry (w + offset), 0 for unsigned weights.
-static int weight_offset(int type) {
+static inline int weight_offset(int type) {
     return type == KILN_QTYPE_Q3_K ? 4 : type == KILN_QTYPE_IQ4_XS ? 128 : 0;
 }
 
@@ -219,23 +230,51 @@ static inline __m128i reduce4(const __m512i s[4]) {
     return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), b));
 }
 
+// Eight int32 vectors' sums as one vector: lane i = Σ v[i].
+static inline __m256i reduce8(const __m256i v[8]) {
+    __m256i a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    }
+    const __m256i b0 = _mm256_add_epi32(_mm256_unpacklo_epi64(a[0], a[1]), _mm256_unpackhi_epi64(a[0], a[1]));
+    const __m256i b1 = _mm256_add_epi32(_mm256_unpacklo_epi64(a[2], a[3]), _mm256_unpackhi_epi64(a[2], a[3]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+enum { GROUP = 4 };  // rows order, one span per super-block: super-blocks reduced together
+
 // Per-token running state of one output.
 typedef struct {
     __m256 lanes;       // vec_dot order: the eight float lanes
     float summs;        // vec_dot order: Q5_K's mins chain
     float acc, accMin;  // rows order
     float total;        // tiled order
+    // Rows order, whole super-blocks: integer sums (lanes to add) and their scales, waiting to be
+    // reduced four at a time, so one transposed reduction serves four super-blocks.
+    __m256i pending[2 * GROUP];  // GROUP sums, then GROUP mins
+    float pendingD[GROUP], pendingDmin[GROUP];
+    int pendingCount;
 } Running;
+
+KILN_ALWAYS_INLINE void flush_rows(Running *run) {
+    const int n = run->pendingCount;
+    if (n == 0) return;
+    for (int g = n; g < GROUP; g++) run->pending[g] = run->pending[GROUP + g] = _mm256_setzero_si256();
+    int32_t sums[8];
+    _mm256_storeu_si256((__m256i *)sums, reduce8(run->pending));
+    for (int g = 0; g < n; g++) {
+        run->acc = fmaf((float)sums[g], run->pendingD[g], run->acc);
+        run->accMin = fmaf((float)sums[GROUP + g], run->pendingDmin[g], run->accMin);
+    }
+    run->pendingCount = 0;
+}
 
 enum { TOKENS_PER_PASS = 8 };
 
-int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
-                                  int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
-                                  float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled) {
-    if (type != KILN_QTYPE_Q2_K && type != KILN_QTYPE_Q3_K && type != KILN_QTYPE_Q4_K && type != KILN_QTYPE_Q5_K &&
-        type != KILN_QTYPE_Q6_K && type != KILN_QTYPE_IQ4_XS) {
-        return 0;
-    }
+// One type's kernel; `pass` tokens at a time (1 for decode, so its state stays in registers).
+KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8_t *base, size_t rowBytes, int64_t firstRow,
+                                     int64_t rowCount, int64_t blockCount, KilnQ8Activations a, int64_t firstToken,
+                                     int64_t tokenCount, float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled) {
     const size_t bytes = kiln_quant_block_bytes(type);
     const int64_t superBlocks = blockCount / 8;
     const int offset = weight_offset(type);
@@ -247,12 +286,13 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
     const int rows = gemmSpan > 0;
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *row = base + (size_t)r * rowBytes;
-        for (int64_t t0 = firstToken; t0 < firstToken + tokenCount; t0 += TOKENS_PER_PASS) {
-            const int T = (int)(firstToken + tokenCount - t0 < TOKENS_PER_PASS ? firstToken + tokenCount - t0 : TOKENS_PER_PASS);
+        for (int64_t t0 = firstToken; t0 < firstToken + tokenCount; t0 += pass) {
+            const int T = (int)(firstToken + tokenCount - t0 < pass ? firstToken + tokenCount - t0 : pass);
             Running run[TOKENS_PER_PASS];
             for (int t = 0; t < T; t++) {
                 run[t].lanes = _mm256_setzero_ps();
                 run[t].acc = run[t].accMin = run[t].summs = run[t].total = 0;
+                run[t].pendingCount = 0;
             }
             for (int64_t b = 0; b < superBlocks; b++) {
                 const uint8_t *p = row + b * bytes;
@@ -278,9 +318,13 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
                         const __m256i mins = _mm256_madd_epi16(bsums, k.mins16);  // lane i: groups 2i, 2i + 1
                         if (span == KILN_QK_K) {
                             const __m512i all = _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
-                            const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
-                            run[t].acc = fmaf((float)reduce256(folded), d, run[t].acc);
-                            run[t].accMin = fmaf((float)reduce256(mins), dmin, run[t].accMin);
+                            Running *x = &run[t];
+                            const int g = x->pendingCount++;
+                            x->pending[g] = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
+                            x->pending[GROUP + g] = mins;
+                            x->pendingD[g] = d;
+                            x->pendingDmin[g] = dmin;
+                            if (x->pendingCount == GROUP) flush_rows(x);
                         } else {
                             int32_t sums[4], minSums[8];
                             _mm_storeu_si128((__m128i *)sums, reduce4(scaled));
@@ -317,6 +361,7 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
             }
             for (int t = 0; t < T; t++) {
                 float v;
+                flush_rows(&run[t]);
                 if (rows) v = run[t].acc - run[t].accMin;
                 else if (tiled) v = run[t].total;
                 else v = hsum8(run[t].lanes) + run[t].summs;
@@ -325,6 +370,27 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
         }
     }
     return 1;
+}
+
+#define KQUANT_CASE(TYPE)                                                                                        \
+    case TYPE:                                                                                                   \
+        return tokenCount == 1 ? kquant_kernel(TYPE, 1, base, rowBytes, firstRow, rowCount, blockCount, a, firstToken, \
+                                               tokenCount, out, outStride, gemmSpan, grouped, tiled)                   \
+                               : kquant_kernel(TYPE, TOKENS_PER_PASS, base, rowBytes, firstRow, rowCount, blockCount, a, \
+                                               firstToken, tokenCount, out, outStride, gemmSpan, grouped, tiled);
+
+int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
+                                  int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
+                                  float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled) {
+    switch (type) {
+        KQUANT_CASE(KILN_QTYPE_Q2_K)
+        KQUANT_CASE(KILN_QTYPE_Q3_K)
+        KQUANT_CASE(KILN_QTYPE_Q4_K)
+        KQUANT_CASE(KILN_QTYPE_Q5_K)
+        KQUANT_CASE(KILN_QTYPE_Q6_K)
+        KQUANT_CASE(KILN_QTYPE_IQ4_XS)
+    default: return 0;
+    }
 }
 
 #else
