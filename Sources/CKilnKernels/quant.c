@@ -252,46 +252,182 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
 }
 
 
+// One token through Q4_1, Q5_0, Q5_1 or Q8_0 (decode), 16 rows at a time: the lanes order of
+// tile_vnni, two rows per register, but the rows' f16 scales (and Q4_1 / Q5_1's mins, whose
+// Σ m·s chains run one per float lane) are gathered once per block for all sixteen rows. Signed
+// weights (Q5_0's q − 16, Q8_0's q) widen to unsigned bytes, corrected through the activations'
+// quad sums as in the K-quant kernels, which saves the sign-transfer instructions per block.
+enum { LANES32_TILE = 16 };
+
+KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
+                                            int64_t blockCount, KilnQ8Activations a, int64_t t, const int32_t *offsets,
+                                            float *out, int64_t outStride) {
+    const size_t bytes = type == KILN_QTYPE_Q4_1 ? 20 : type == KILN_QTYPE_Q5_0 ? 22 : type == KILN_QTYPE_Q5_1 ? 24 : 34;
+    const int hasMin = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
+    const uint8_t *rowPtr[LANES32_TILE];
+    int32_t lane[LANES32_TILE];
+    for (int i = 0; i < LANES32_TILE; i++) {
+        const int r = i < R ? i : R - 1;  // a short tile repeats its last row and drops those lanes
+        rowPtr[i] = base + (size_t)(r0 + r) * rowBytes;
+        lane[i] = (int32_t)((size_t)r * rowBytes);
+    }
+    const __m512i gatherOffsets = _mm512_loadu_si512((const void *)lane);
+    const uint8_t *tileBase = base + (size_t)r0 * rowBytes;
+    __m512 acc[LANES32_TILE / 2];
+    for (int i = 0; i < LANES32_TILE / 2; i++) acc[i] = _mm512_setzero_ps();
+    __m512 summs = _mm512_setzero_ps();
+    for (int64_t b = 0; b < blockCount; b++) {
+        const int64_t block = t * blockCount + b;
+        const __m512i av = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
+        const __m512i start = type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0
+            ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + b * 8)))
+            : _mm512_setzero_si512();
+        const __m512i words = _mm512_i32gather_epi32(gatherOffsets, tileBase + b * bytes, 1);  // d, then m or bits
+        const __m512 scales = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(words)), _mm512_set1_ps(a.scales[block]));
+        if (hasMin) {
+            const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
+            summs = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs);
+        }
+        for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
+            const uint8_t *p0 = rowPtr[2 * pr] + b * bytes, *p1 = rowPtr[2 * pr + 1] + b * bytes;
+            __m512i w;
+            if (type == KILN_QTYPE_Q8_0) {
+                w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
+                w = _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));  // q + 128
+            } else if (type == KILN_QTYPE_Q4_1) {
+                w = unpack_nibble_pair(p0 + 4, p1 + 4);
+            } else {
+                const int high = type == KILN_QTYPE_Q5_1 ? 4 : 2;
+                uint32_t h0, h1;
+                memcpy(&h0, p0 + high, 4);
+                memcpy(&h1, p1 + high, 4);
+                const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
+                w = _mm512_mask_add_epi8(nibbles, _cvtu64_mask64(((uint64_t)h1 << 32) | h0), nibbles, _mm512_set1_epi8(16));
+            }
+            const __m512i dot = _mm512_dpbusd_epi32(start, w, av);
+            const __m512 pairScale = _mm512_permutexvar_ps(
+                _mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1), scales);
+            acc[pr] = _mm512_fmadd_ps(pairScale, _mm512_cvtepi32_ps(dot), acc[pr]);
+        }
+    }
+    float m[LANES32_TILE];
+    _mm512_storeu_ps(m, summs);
+    for (int i = 0; i < R; i++) {
+        const __m512 x = acc[i / 2];
+        const float lanes = hsum8(i % 2 ? _mm512_extractf32x8_ps(x, 1) : _mm512_castps512_ps256(x));
+        out[t * outStride + r0 + i] = hasMin ? lanes + m[i] : lanes + 0.0f;
+    }
+}
+
+static void lanes32_decode(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t blockCount,
+                           KilnQ8Activations a, int64_t t, float *out, int64_t outStride) {
+    const int32_t *offsets = NULL;
+    if (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0) {
+        offsets = kiln_offset_sums(a.values + t * blockCount * KILN_QK, blockCount * KILN_QK, type == KILN_QTYPE_Q8_0 ? 128 : 16);
+        if (!offsets) {
+            kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, t, 1, out, outStride);
+            return;
+        }
+    }
+    for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += LANES32_TILE) {
+        const int R = rowEnd - r0 < LANES32_TILE ? (int)(rowEnd - r0) : LANES32_TILE;
+        switch (type) {
+        case KILN_QTYPE_Q4_1: lanes32_decode_tile(KILN_QTYPE_Q4_1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
+        case KILN_QTYPE_Q5_0: lanes32_decode_tile(KILN_QTYPE_Q5_0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
+        case KILN_QTYPE_Q5_1: lanes32_decode_tile(KILN_QTYPE_Q5_1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
+        default: lanes32_decode_tile(KILN_QTYPE_Q8_0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
+        }
+    }
+}
+
 // Q4_0 and IQ4_NL, the 32-weight types llama.cpp repacks: per row and token, each block's exact
 // integer dot, then one FMA by d_w·d_a per block, in block order (quant_types.c's dot_rows_32).
-// The nibbles widen to unsigned bytes (IQ4_NL's grid shifted by +128) for vpdpbusd, and the
-// offset comes back out through the activations' integer sums. Four rows share each activation
-// block so their FMA chains overlap.
+// Sixteen rows run together, one per float lane, so the FMA chains are one vector chain. Each
+// row's two blocks widen to unsigned bytes (Q4_0's nibbles, IQ4_NL's grid + 128); vpdpbusd
+// starts from −offset·(Σ of four activations), so its lanes hold Σ w·a exactly; one transposed
+// reduction then turns sixteen rows × two blocks of eight lanes into two vectors of block sums.
+enum { ROWS32_TILE = 16 };
+
+// Block b's and b + 1's sums (8 lanes each, per row) as [row 0…15] for each block.
+static inline void reduce_tile(const __m512i d[16], __m512i *first, __m512i *second) {
+    __m512i e[8], f[4];
+    for (int i = 0; i < 8; i++) {
+        e[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(d[2 * i], d[2 * i + 1]), _mm512_unpackhi_epi32(d[2 * i], d[2 * i + 1]));
+    }
+    for (int i = 0; i < 4; i++) {
+        f[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(e[2 * i], e[2 * i + 1]), _mm512_unpackhi_epi64(e[2 * i], e[2 * i + 1]));
+    }
+    // f[i]'s 128-bit lanes: rows 4i…4i+3 of block b's lanes 0–3, 4–7, then block b + 1's.
+    const __m512i g01 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
+    const __m512i g23 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
+    *first = _mm512_shuffle_i64x2(g01, g23, 0x88);
+    *second = _mm512_shuffle_i64x2(g01, g23, 0xDD);
+}
+
+KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const uint8_t *base, size_t rowBytes, int64_t r0, int R, int64_t blockCount,
+                                    KilnQ8Activations a, int64_t t, const int32_t *offsets, float *out, int64_t outStride) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i spread = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+    const __m512i counts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
+                                             0x0004000400040004LL, 0x0004000400040004LL);
+    __m512i grid = _mm512_setzero_si512();
+    if (iq4) {
+        grid = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values), _mm_set1_epi8((char)0x80)));
+    }
+    const uint8_t *rowPtr[ROWS32_TILE];
+    int32_t lane[ROWS32_TILE];
+    for (int i = 0; i < ROWS32_TILE; i++) {
+        const int r = i < R ? i : R - 1;  // a short tile repeats its last row and drops those lanes
+        rowPtr[i] = base + (size_t)(r0 + r) * rowBytes;
+        lane[i] = (int32_t)((size_t)r * rowBytes);
+    }
+    const __m512i gatherOffsets = _mm512_loadu_si512((const void *)lane);
+    const uint8_t *tileBase = base + (size_t)r0 * rowBytes;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < blockCount; b += 2) {
+        const int pair = b + 1 < blockCount;
+        const int64_t b1 = pair ? b + 1 : b;
+        const int64_t block = t * blockCount + b;
+        const __m512i av = pair ? _mm512_loadu_si512((const void *)(a.values + block * KILN_QK))
+                                : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
+        const __m512i off = pair ? _mm512_loadu_si512((const void *)(offsets + b * 8))
+                                 : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + b * 8)));
+        __m512i d[ROWS32_TILE];
+        for (int i = 0; i < ROWS32_TILE; i++) {
+            const uint8_t *p = rowPtr[i];
+            const __m256i both = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p + b1 * 18 + 2)),
+                                                  _mm_loadu_si128((const __m128i *)(p + b * 18 + 2)));
+            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi64(spread, _mm512_castsi256_si512(both)), counts), low4);
+            if (iq4) u = _mm512_shuffle_epi8(grid, u);
+            d[i] = _mm512_dpbusd_epi32(off, u, av);
+        }
+        __m512i first, second;
+        reduce_tile(d, &first, &second);
+        // The rows' f16 scales: 32-bit gathers whose low halves are d.
+        const __m512 dw0 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b * 18, 1)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(first), _mm512_mul_ps(dw0, _mm512_set1_ps(a.scales[block])), acc);
+        if (pair) {
+            const __m512 dw1 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b1 * 18, 1)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(second), _mm512_mul_ps(dw1, _mm512_set1_ps(a.scales[block + 1])), acc);
+        }
+    }
+    _mm512_mask_storeu_ps(out + t * outStride + r0, (__mmask16)((1u << R) - 1), acc);
+}
+
 static void rows32_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
                         int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride) {
-    const __m128i low = _mm_set1_epi8(0x0F);
-    __m128i grid = _mm_setzero_si128();
-    int32_t offset = 8;
-    if (type == KILN_QTYPE_IQ4_NL) {
-        int8_t shifted[16];
-        for (int i = 0; i < 16; i++) shifted[i] = (int8_t)(kiln_iq4nl_values[i] + 128);
-        grid = _mm_loadu_si128((const __m128i *)shifted);
-        offset = 128;
-    }
-    const __m256i grid2 = _mm256_broadcastsi128_si256(grid);
+    const int iq4 = type == KILN_QTYPE_IQ4_NL;
     for (int64_t t = 0; t < tokenCount; t++) {
-        for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += 4) {
-            const int R = rowEnd - r0 < 4 ? (int)(rowEnd - r0) : 4;
-            float acc[4] = {0, 0, 0, 0};
-            for (int64_t b = 0; b < blockCount; b++) {
-                const int64_t block = t * blockCount + b;
-                const __m256i av = _mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK));
-                const int32_t correction = offset * a.integerSums[block];
-                const float ad = a.scales[block];
-                for (int i = 0; i < R; i++) {
-                    const uint8_t *p = base + (size_t)(r0 + i) * rowBytes + b * 18;
-                    const __m128i raw = _mm_loadu_si128((const __m128i *)(p + 2));
-                    __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), low), _mm_and_si128(raw, low));
-                    if (type == KILN_QTYPE_IQ4_NL) u = _mm256_shuffle_epi8(grid2, u);
-                    const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, av);
-                    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(dot), _mm256_extracti128_si256(dot, 1));
-                    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-                    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-                    const int32_t isum = _mm_cvtsi128_si32(s) - correction;
-                    acc[i] = fmaf((float)isum, load_f16(p) * ad, acc[i]);
-                }
-            }
-            for (int i = 0; i < R; i++) out[t * outStride + r0 + i] = acc[i];
+        const int32_t *offsets = kiln_offset_sums(a.values + t * blockCount * KILN_QK, blockCount * KILN_QK, iq4 ? 128 : 8);
+        if (!offsets) {
+            kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, t, 1, out, outStride);
+            continue;
+        }
+        for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += ROWS32_TILE) {
+            const int R = rowEnd - r0 < ROWS32_TILE ? (int)(rowEnd - r0) : ROWS32_TILE;
+            if (iq4) rows32_tile(1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride);
+            else rows32_tile(0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride);
         }
     }
 }
@@ -339,10 +475,21 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
         kiln_half_matmul(type, base, rowBytes, rowBegin, rowEnd, blockCount * 32, a, 0, tokenCount, out, outStride);
         break;
 #if KILN_VNNI
-    case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
-    case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
-    case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0) break;
-    case KILN_QTYPE_Q5_1: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1) break;
+    case KILN_QTYPE_Q4_1:
+    case KILN_QTYPE_Q8_0:
+    case KILN_QTYPE_Q5_0:
+    case KILN_QTYPE_Q5_1:
+        if (tokenCount == 1) {
+            lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, 0, out, outStride);
+            break;
+        }
+        switch (type) {
+        case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
+        case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
+        case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0) break;
+        default: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1) break;
+        }
+        break;
     case KILN_QTYPE_Q4_0:
     case KILN_QTYPE_IQ4_NL: rows32_vnni(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, tokenCount, out, outStride); break;
 #endif

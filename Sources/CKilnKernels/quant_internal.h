@@ -46,6 +46,13 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                                   float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled);
 
+#if KILN_VNNI
+/// −offset · (the sum of each four consecutive values) of `count` int8 activations, one int32 per
+/// four, in a per-thread buffer valid until the next call (NULL when it cannot be allocated):
+/// vpdpbusd started from it gives Σ (u − offset)·a for weights stored as unsigned u.
+const int32_t *kiln_offset_sums(const int8_t *values, int64_t count, int offset);
+#endif
+
 /// Activations rounded to f16 and/or bf16 as llama.cpp converts them for F16 / BF16 weights.
 void kiln_convert_half_activations(const float *x, int64_t count, uint16_t *half, uint16_t *bfloat);
 

@@ -189,7 +189,7 @@ static inline int weight_offset(int type) {
 static _Thread_local int32_t *offsetBuffer;
 static _Thread_local size_t offsetCapacity;
 
-static const int32_t *offset_sums(const int8_t *values, int64_t count, int offset) {
+const int32_t *kiln_offset_sums(const int8_t *values, int64_t count, int offset) {
     const size_t need = (size_t)(count / 4);
     if (need > offsetCapacity) {
         free(offsetBuffer);
@@ -198,11 +198,13 @@ static const int32_t *offset_sums(const int8_t *values, int64_t count, int offse
         if (!offsetBuffer) return NULL;
     }
     const __m512i ones = _mm512_set1_epi8(1), factor = _mm512_set1_epi32(-offset);
-    for (int64_t i = 0; i < count; i += 64) {
+    int64_t i = 0;
+    for (; i + 64 <= count; i += 64) {
         const __m512i q = _mm512_loadu_si512((const void *)(values + i));
         const __m512i quads = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q);
         _mm512_storeu_si512((void *)(offsetBuffer + i / 4), _mm512_mullo_epi32(quads, factor));
     }
+    for (; i + 4 <= count; i += 4) offsetBuffer[i / 4] = -offset * (values[i] + values[i + 1] + values[i + 2] + values[i + 3]);
     return offsetBuffer;
 }
 
@@ -280,7 +282,7 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
     const int offset = weight_offset(type);
     const int32_t *offsets = NULL;
     if (offset) {
-        offsets = offset_sums(a.kValues + firstToken * superBlocks * KILN_QK_K, tokenCount * superBlocks * KILN_QK_K, offset);
+        offsets = kiln_offset_sums(a.kValues + firstToken * superBlocks * KILN_QK_K, tokenCount * superBlocks * KILN_QK_K, offset);
         if (!offsets) return 0;
     }
     const int rows = gemmSpan > 0;
