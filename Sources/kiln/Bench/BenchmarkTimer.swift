@@ -22,6 +22,36 @@ struct Timing {
         samples.sort()
         return Timing(median: samples[samples.count / 2], min: samples.first!, max: samples.last!)
     }
+
+    /// `body` and `baseline` timed back to back in every repetition (in alternating order), for
+    /// a ratio that a shared, noisy machine cannot skew: the median over repetitions of
+    /// time(baseline) / time(body), beside each one's median time.
+    static func measurePaired(reps: Int, minSeconds: Double = 0.02, _ body: () -> Void, baseline: () -> Void)
+        -> (body: Timing, baseline: Timing, speedRatio: Double)
+    {
+        body()
+        baseline()
+        let start = monotonicSeconds()
+        body()
+        let calls = Swift.max(1, Int(minSeconds / Swift.max(1e-9, monotonicSeconds() - start)))
+        func run(_ f: () -> Void) -> Double {
+            let t0 = monotonicSeconds()
+            for _ in 0..<calls { f() }
+            return (monotonicSeconds() - t0) / Double(calls)
+        }
+        var bodies: [Double] = [], baselines: [Double] = [], ratios: [Double] = []
+        for rep in 0..<Swift.max(1, reps) {
+            let (b, a) = rep % 2 == 0 ? (run(body), run(baseline)) : { let a = run(baseline); return (run(body), a) }()
+            bodies.append(b)
+            baselines.append(a)
+            ratios.append(a / b)
+        }
+        func timing(_ xs: [Double]) -> Timing {
+            let s = xs.sorted()
+            return Timing(median: s[s.count / 2], min: s.first!, max: s.last!)
+        }
+        return (timing(bodies), timing(baselines), ratios.sorted()[ratios.count / 2])
+    }
 }
 
 func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) * 1e-9 }
