@@ -42,6 +42,26 @@ static inline void spread_scales16(__m128i bytes, int isSigned, WideBlock *k) {
     for (int c = 0; c < 4; c++) k->scale[c] = _mm512_permutexvar_epi32(scale_index16(c), sc);
 }
 
+// Q2_K and Q3_K registers hold bit pair j of both 128-weight halves: weights 32j + l in the first
+// half and 128 + 32j + l in the second, so lane i takes scale 2j + i/4 (i < 8) or 8 + 2j + (i − 8)/4.
+static inline __m512i scale_index_split(int j) {
+    const int b = 2 * j, h = 8 + 2 * j;
+    return _mm512_setr_epi32(b, b, b, b, b + 1, b + 1, b + 1, b + 1, h, h, h, h, h + 1, h + 1, h + 1, h + 1);
+}
+
+static inline void spread_scales_split(__m128i bytes, int isSigned, WideBlock *k) {
+    const __m512i sc = isSigned ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
+    for (int j = 0; j < 4; j++) k->scale[j] = _mm512_permutexvar_epi32(scale_index_split(j), sc);
+}
+
+// Whether a type's registers are in that split order (their activations are loaded to match).
+static inline int split_halves(int type) { return type == KILN_QTYPE_Q2_K || type == KILN_QTYPE_Q3_K; }
+
+// Bit pair j of each of the 64 quant bytes: register j of the split order.
+static inline __m512i bit_pair(__m512i qs, int j) {
+    return _mm512_and_si512(_mm512_srli_epi16(qs, 2 * j), _mm512_set1_epi8(3));
+}
+
 static inline void spread_scales8(__m128i bytes, int isSigned, WideBlock *k) {
     const __m512i sc = isSigned ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
     for (int c = 0; c < 4; c++) k->scale[c] = _mm512_permutexvar_epi32(scale_index8(c), sc);
@@ -92,12 +112,10 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
     switch (type) {
     case KILN_QTYPE_Q2_K: {
         // Weights 128h + 32j + l are bits 2j of byte 32h + l.
-        for (int c = 0; c < 4; c++) {
-            const int j = 2 * (c % 2);
-            k->u[c] = _mm512_and_si512(halves_shifted(p + 16 + 32 * (c / 2), 2 * j, 2 * j + 2), _mm512_set1_epi8(3));
-        }
+        const __m512i qs = _mm512_loadu_si512((const void *)(p + 16));
+        for (int j = 0; j < 4; j++) k->u[j] = bit_pair(qs, j);
         const __m128i s = _mm_loadu_si128((const __m128i *)p);
-        spread_scales16(_mm_and_si128(s, _mm_set1_epi8(0x0F)), 0, k);
+        spread_scales_split(_mm_and_si128(s, _mm_set1_epi8(0x0F)), 0, k);
         k->mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0x0F)));
         k->d = _cvtsh_ss(load_u16(p + 80));
         k->dmin = _cvtsh_ss(load_u16(p + 82));
@@ -105,12 +123,14 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
     }
     case KILN_QTYPE_Q3_K: {
         // Two bits as Q2_K's, plus 4 where the hmask bit 4h + j is set: w + 4.
-        for (int c = 0; c < 4; c++) {
-            const int j = 2 * (c % 2), h = c / 2;
-            const __m512i low = _mm512_and_si512(halves_shifted(p + 32 + 32 * h, 2 * j, 2 * j + 2), _mm512_set1_epi8(3));
-            k->u[c] = _mm512_mask_add_epi8(low, halves_bit(p, 4 * h + j, 4 * h + j + 1), low, _mm512_set1_epi8(4));
+        const __m512i qs = _mm512_loadu_si512((const void *)(p + 32));
+        const __m512i hmask = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+        for (int j = 0; j < 4; j++) {
+            const __m512i low = bit_pair(qs, j);
+            const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << j)), _mm256_set1_epi8((char)(1 << (4 + j))), 1);
+            k->u[j] = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hmask, bits), low, _mm512_set1_epi8(4));
         }
-        spread_scales16(scales_q3_K(p + 96), 1, k);
+        spread_scales_split(scales_q3_K(p + 96), 1, k);
         k->d = _cvtsh_ss(load_u16(p + 108));
         k->dmin = 0;
         break;
@@ -208,6 +228,30 @@ const int32_t *kiln_offset_sums(const int8_t *values, int64_t count, int offset)
     return offsetBuffer;
 }
 
+// Q2_K's and Q3_K's activations in their registers' split order: per super-block, for each j,
+// values 32j…32j+31 then 128 + 32j…. Per thread, grown as needed, valid until the next call.
+static _Thread_local int8_t *splitBuffer;
+static _Thread_local size_t splitCapacity;
+
+static const int8_t *split_activations(const int8_t *values, int64_t superBlocks) {
+    const size_t need = (size_t)superBlocks * KILN_QK_K;
+    if (need > splitCapacity) {
+        free(splitBuffer);
+        splitBuffer = (int8_t *)aligned_alloc(64, need);
+        splitCapacity = splitBuffer ? need : 0;
+        if (!splitBuffer) return NULL;
+    }
+    for (int64_t b = 0; b < superBlocks; b++) {
+        const int8_t *q = values + b * KILN_QK_K;
+        int8_t *y = splitBuffer + b * KILN_QK_K;
+        for (int j = 0; j < 4; j++) {
+            memcpy(y + 64 * j, q + 32 * j, 32);
+            memcpy(y + 64 * j + 32, q + 128 + 32 * j, 32);
+        }
+    }
+    return splitBuffer;
+}
+
 static inline int32_t reduce256(__m256i v) {
     __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
@@ -273,6 +317,78 @@ KILN_ALWAYS_INLINE void flush_rows(Running *run) {
 
 enum { TOKENS_PER_PASS = 8 };
 
+// The four registers' scaled integer sums of one widened super-block and one token's activations
+// in register order (`quads`: the offset correction in the same order, NULL for types without one).
+KILN_ALWAYS_INLINE void block_scaled(const int type, const WideBlock *k, const int8_t *q8, const int32_t *quads, __m512i scaled[4]) {
+    (void)type;
+    for (int c = 0; c < 4; c++) {
+        const __m512i start = quads ? _mm512_loadu_si512((const void *)(quads + 16 * c)) : _mm512_setzero_si512();
+        const __m512i act = _mm512_loadu_si512((const void *)(q8 + 64 * c));
+        scaled[c] = _mm512_mullo_epi32(_mm512_dpbusd_epi32(start, k->u[c], act), k->scale[c]);
+    }
+}
+
+KILN_ALWAYS_INLINE __m512i block_sums(const int type, const WideBlock *k, const int8_t *q8, const int32_t *quads) {
+    __m512i scaled[4];
+    block_scaled(type, k, q8, quads, scaled);
+    return _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
+}
+
+// Rows order for one token over whole super-blocks (Q2_K, Q4_K decode): four super-blocks'
+// sums and mins reduced by one transposed reduction, the two FMA chains kept in registers.
+KILN_ALWAYS_INLINE float rows_gemv(const int type, const uint8_t *row, size_t bytes, int64_t superBlocks,
+                                   KilnQ8Activations a, int64_t token, const int8_t *values) {
+    float acc = 0, accMin = 0;
+    for (int64_t b0 = 0; b0 < superBlocks; b0 += 4) {
+        const int n = superBlocks - b0 < 4 ? (int)(superBlocks - b0) : 4;
+        __m256i v[8];
+        float d[4], dmin[4];
+        for (int g = 0; g < 4; g++) {
+            if (g >= n) {
+                v[g] = v[4 + g] = _mm256_setzero_si256();
+                continue;
+            }
+            const int64_t block = token * superBlocks + b0 + g;
+            WideBlock k;
+            widen(type, row + (b0 + g) * bytes, &k);
+            const __m512i all = block_sums(type, &k, values + (b0 + g) * KILN_QK_K, NULL);
+            v[g] = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
+            v[4 + g] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a.kSums + block * 16)), k.mins16);
+            d[g] = k.d * a.kScales[block];
+            dmin[g] = k.dmin * a.kScales[block];
+        }
+        float f[8];
+        _mm256_storeu_ps(f, _mm256_cvtepi32_ps(reduce8(v)));
+        for (int g = 0; g < n; g++) {
+            acc = fmaf(f[g], d[g], acc);
+            accMin = fmaf(f[4 + g], dmin[g], accMin);
+        }
+    }
+    return acc - accMin;
+}
+
+// vec_dot's lanes order for one token (Q3_K, Q5_K, Q6_K, IQ4_XS decode), state in registers.
+KILN_ALWAYS_INLINE float lanes_gemv(const int type, const uint8_t *row, size_t bytes, int64_t superBlocks,
+                                    KilnQ8Activations a, int64_t token, const int8_t *values, const int32_t *offsets) {
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t b = 0; b < superBlocks; b++) {
+        const int64_t block = token * superBlocks + b;
+        WideBlock k;
+        widen(type, row + b * bytes, &k);
+        const __m512i all = block_sums(type, &k, values + b * KILN_QK_K, offsets ? offsets + b * 64 : NULL);
+        __m256i lanes = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
+        const float ad = a.kScales[block];
+        if (type == KILN_QTYPE_Q6_K || type == KILN_QTYPE_Q5_K) {
+            const __m256i bsums = _mm256_loadu_si256((const __m256i *)(a.kSums + block * 16));
+            if (type == KILN_QTYPE_Q6_K) lanes = _mm256_sub_epi32(lanes, _mm256_slli_epi32(_mm256_madd_epi16(bsums, k.q6Scales), 5));
+            else summs = fmaf(-ad * k.dmin, (float)reduce256(_mm256_madd_epi16(bsums, k.mins16)), summs);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ad * k.d), _mm256_cvtepi32_ps(lanes), acc);
+    }
+    return hsum8(acc) + summs;
+}
+
 // One type's kernel; `pass` tokens at a time (1 for decode, so its state stays in registers).
 KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8_t *base, size_t rowBytes, int64_t firstRow,
                                      int64_t rowCount, int64_t blockCount, KilnQ8Activations a, int64_t firstToken,
@@ -280,12 +396,30 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
     const size_t bytes = kiln_quant_block_bytes(type);
     const int64_t superBlocks = blockCount / 8;
     const int offset = weight_offset(type);
+    // The tokens' activations in the registers' order, from block firstToken · superBlocks on.
+    const int8_t *values = a.kValues + firstToken * superBlocks * KILN_QK_K;
+    if (split_halves(type)) {
+        values = split_activations(values, tokenCount * superBlocks);
+        if (!values) return 0;
+    }
     const int32_t *offsets = NULL;
     if (offset) {
-        offsets = kiln_offset_sums(a.kValues + firstToken * superBlocks * KILN_QK_K, tokenCount * superBlocks * KILN_QK_K, offset);
+        offsets = kiln_offset_sums(values, tokenCount * superBlocks * KILN_QK_K, offset);
         if (!offsets) return 0;
     }
     const int rows = gemmSpan > 0;
+    if (pass == 1 && !rows && !tiled) {
+        for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
+            out[firstToken * outStride + r] = lanes_gemv(type, base + (size_t)r * rowBytes, bytes, superBlocks, a, firstToken, values, offsets);
+        }
+        return 1;
+    }
+    if (pass == 1 && rows && grouped == 0) {
+        for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
+            out[firstToken * outStride + r] = rows_gemv(type, base + (size_t)r * rowBytes, bytes, superBlocks, a, firstToken, values);
+        }
+        return 1;
+    }
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *row = base + (size_t)r * rowBytes;
         for (int64_t t0 = firstToken; t0 < firstToken + tokenCount; t0 += pass) {
@@ -303,16 +437,12 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
                 for (int t = 0; t < T; t++) {
                     const int64_t token = t0 + t;
                     const int64_t block = token * superBlocks + b;
-                    const int8_t *q8 = a.kValues + block * KILN_QK_K;
+                    const int8_t *q8 = values + (block - firstToken * superBlocks) * KILN_QK_K;
                     const __m256i bsums = _mm256_loadu_si256((const __m256i *)(a.kSums + block * 16));
                     const float ad = a.kScales[block];
+                    const int32_t *quads = offset ? offsets + (block - firstToken * superBlocks) * 64 : NULL;
                     __m512i scaled[4];
-                    for (int c = 0; c < 4; c++) {
-                        const __m512i start = offset ? _mm512_loadu_si512((const void *)(offsets + (block - firstToken * superBlocks) * 64 + 16 * c))
-                                                     : _mm512_setzero_si512();
-                        const __m512i dot = _mm512_dpbusd_epi32(start, k.u[c], _mm512_loadu_si512((const void *)(q8 + 64 * c)));
-                        scaled[c] = _mm512_mullo_epi32(dot, k.scale[c]);
-                    }
+                    block_scaled(type, &k, q8, quads, scaled);
                     if (rows) {
                         // Spans of 64, 128 or 256 weights, each one FMA; the mins' own chain.
                         const int span = token - firstToken < grouped ? gemmSpan : KILN_QK_K;
@@ -327,6 +457,16 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
                             x->pendingD[g] = d;
                             x->pendingDmin[g] = dmin;
                             if (x->pendingCount == GROUP) flush_rows(x);
+                        } else if (split_halves(type)) {
+                            // Span 128 (Q2_K's gemm): the first halves of the registers, then the second.
+                            const __m512i all = _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
+                            const int32_t halves[2] = {reduce256(_mm512_castsi512_si256(all)), reduce256(_mm512_extracti64x4_epi64(all, 1))};
+                            const int32_t minHalves[2] = {reduce256(_mm256_blend_epi32(mins, _mm256_setzero_si256(), 0xF0)),
+                                                          reduce256(_mm256_blend_epi32(mins, _mm256_setzero_si256(), 0x0F))};
+                            for (int h = 0; h < 2; h++) {
+                                run[t].acc = fmaf((float)halves[h], d, run[t].acc);
+                                run[t].accMin = fmaf((float)minHalves[h], dmin, run[t].accMin);
+                            }
                         } else {
                             int32_t sums[4], minSums[8];
                             _mm_storeu_si128((__m128i *)sums, reduce4(scaled));
