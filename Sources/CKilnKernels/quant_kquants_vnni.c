@@ -389,6 +389,61 @@ KILN_ALWAYS_INLINE float lanes_gemv(const int type, const uint8_t *row, size_t b
     return hsum8(acc) + summs;
 }
 
+// Sixteen int32 vectors' sums as one vector: lane i = Σ v[i].
+static inline __m512i reduce16(const __m512i v[16]) {
+    __m512i e[8], f[4];
+    for (int i = 0; i < 8; i++) {
+        e[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    }
+    for (int i = 0; i < 4; i++) {
+        f[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(e[2 * i], e[2 * i + 1]), _mm512_unpackhi_epi64(e[2 * i], e[2 * i + 1]));
+    }
+    const __m512i g01 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
+    const __m512i g23 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(g01, g23, 0x88), _mm512_shuffle_i64x2(g01, g23, 0xDD));
+}
+
+// Q4_K's gemm order for one row and a group of four tokens (prefill): per super-block, each
+// token's four 64-weight spans one FMA each. The 4 × 4 span sums come from one transposed
+// reduction, span-major, so the four tokens' chains run as one four-lane vector chain.
+KILN_ALWAYS_INLINE void rows_gemm4_q4_K(const uint8_t *row, int64_t superBlocks, KilnQ8Activations a, int64_t t0,
+                                        const int8_t *values, int64_t valueBase, float *out, int64_t outStride, int64_t r) {
+    __m128 acc = _mm_setzero_ps(), accMin = _mm_setzero_ps();
+    for (int64_t b = 0; b < superBlocks; b++) {
+        WideBlock k;
+        widen(KILN_QTYPE_Q4_K, row + b * 144, &k);
+        __m512i v[16];
+        __m256i m[4];
+        float ad[4];
+        for (int t = 0; t < 4; t++) {
+            const int64_t block = (t0 + t) * superBlocks + b;
+            __m512i scaled[4];
+            block_scaled(KILN_QTYPE_Q4_K, &k, values + (block - valueBase) * KILN_QK_K, NULL, scaled);
+            for (int c = 0; c < 4; c++) v[4 * c + t] = scaled[c];
+            m[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a.kSums + block * 16)), k.mins16);
+            ad[t] = a.kScales[block];
+        }
+        const __m512 sums = _mm512_cvtepi32_ps(reduce16(v));
+        // Min lanes 2c, 2c + 1 of each token are span c: pairwise sums, then span-major.
+        const __m256i h01 = _mm256_hadd_epi32(m[0], m[1]), h23 = _mm256_hadd_epi32(m[2], m[3]);
+        const __m256 even = _mm256_cvtepi32_ps(_mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(h01), _mm256_castsi256_ps(h23), 0x88)));
+        const __m256 odd = _mm256_cvtepi32_ps(_mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(h01), _mm256_castsi256_ps(h23), 0xDD)));
+        const __m128 adv = _mm_loadu_ps(ad);
+        const __m128 d = _mm_mul_ps(_mm_set1_ps(k.d), adv), dmin = _mm_mul_ps(_mm_set1_ps(k.dmin), adv);
+        acc = _mm_fmadd_ps(_mm512_castps512_ps128(sums), d, acc);
+        accMin = _mm_fmadd_ps(_mm256_castps256_ps128(even), dmin, accMin);
+        acc = _mm_fmadd_ps(_mm512_extractf32x4_ps(sums, 1), d, acc);
+        accMin = _mm_fmadd_ps(_mm256_castps256_ps128(odd), dmin, accMin);
+        acc = _mm_fmadd_ps(_mm512_extractf32x4_ps(sums, 2), d, acc);
+        accMin = _mm_fmadd_ps(_mm256_extractf128_ps(even, 1), dmin, accMin);
+        acc = _mm_fmadd_ps(_mm512_extractf32x4_ps(sums, 3), d, acc);
+        accMin = _mm_fmadd_ps(_mm256_extractf128_ps(odd, 1), dmin, accMin);
+    }
+    float result[4];
+    _mm_storeu_ps(result, _mm_sub_ps(acc, accMin));
+    for (int t = 0; t < 4; t++) out[(t0 + t) * outStride + r] = result[t];
+}
+
 // One type's kernel; `pass` tokens at a time (1 for decode, so its state stays in registers).
 KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8_t *base, size_t rowBytes, int64_t firstRow,
                                      int64_t rowCount, int64_t blockCount, KilnQ8Activations a, int64_t firstToken,
@@ -422,7 +477,13 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
     }
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *row = base + (size_t)r * rowBytes;
-        for (int64_t t0 = firstToken; t0 < firstToken + tokenCount; t0 += pass) {
+        int64_t start = firstToken;
+        if (type == KILN_QTYPE_Q4_K && pass > 1) {
+            for (; start + 4 <= firstToken + grouped; start += 4) {
+                rows_gemm4_q4_K(row, superBlocks, a, start, values, firstToken * superBlocks, out, outStride, r);
+            }
+        }
+        for (int64_t t0 = start; t0 < firstToken + tokenCount; t0 += pass) {
             const int T = (int)(firstToken + tokenCount - t0 < pass ? firstToken + tokenCount - t0 : pass);
             Running run[TOKENS_PER_PASS];
             for (int t = 0; t < T; t++) {
