@@ -185,6 +185,49 @@ static float dot_bf16_batched(const uint16_t *w, const uint16_t *a, int64_t n) {
 #endif
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+// tinyBLAS's per-output order for up to 4 rows × 4 tokens at once: each output keeps its own
+// accumulator, so the tile only shares loads and overlaps the sixteen FMA chains.
+static void half_tile_batched(int bf16, const uint8_t *base, size_t rowBytes, int64_t r0, int R, const uint16_t *x, int64_t t0,
+                              int T, int64_t columns, float *out, int64_t outStride) {
+    const uint16_t *w[4], *a[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (const uint16_t *)(base + (size_t)(r0 + (i < R ? i : R - 1)) * rowBytes);
+        a[i] = x + (t0 + (i < T ? i : T - 1)) * columns;
+    }
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    if (bf16) {
+        for (int64_t l = 0; l < columns; l += 32) {
+            __m512i wv[4], av[4];
+            for (int i = 0; i < 4; i++) {
+                wv[i] = _mm512_loadu_si512((const void *)(w[i] + l));
+                av[i] = _mm512_loadu_si512((const void *)(a[i] + l));
+            }
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < 4; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv[i], (__m512bh)av[j]);
+            }
+        }
+    } else {
+        for (int64_t l = 0; l < columns; l += 16) {
+            __m512 wv[4], av[4];
+            for (int i = 0; i < 4; i++) {
+                wv[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w[i] + l)));
+                av[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a[i] + l)));
+            }
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], av[j], acc[i][j]);
+            }
+        }
+    }
+    for (int j = 0; j < T; j++) {
+        for (int i = 0; i < R; i++) out[(t0 + j) * outStride + r0 + i] = reduce16_v(acc[i][j]);
+    }
+}
+#endif
+
 void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t columns,
                       KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out, int64_t outStride) {
     const int bf16 = type == KILN_QTYPE_BF16;
@@ -192,6 +235,17 @@ void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t ro
     if (!activations) return;
     // tinyBLAS serves batches whose rows fill its 16- (F16) or 32-weight (BF16) steps.
     const int batched = tokenCount >= 2 && columns % (bf16 ? 32 : 16) == 0;
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    if (batched) {
+        for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += 4) {
+            for (int64_t t0 = 0; t0 < tokenCount; t0 += 4) {
+                half_tile_batched(bf16, base, rowBytes, r0, rowEnd - r0 < 4 ? (int)(rowEnd - r0) : 4, activations + firstToken * columns, t0,
+                                  tokenCount - t0 < 4 ? (int)(tokenCount - t0) : 4, columns, out, outStride);
+            }
+        }
+        return;
+    }
+#endif
     for (int64_t t = 0; t < tokenCount; t++) {
         const uint16_t *x = activations + (firstToken + t) * columns;
         for (int64_t r = rowBegin; r < rowEnd; r++) {
