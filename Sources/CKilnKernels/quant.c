@@ -372,8 +372,11 @@ static inline void reduce_tile(const __m512i d[16], __m512i *first, __m512i *sec
     *second = _mm512_shuffle_i64x2(g01, g23, 0xDD);
 }
 
-KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const uint8_t *base, size_t rowBytes, int64_t r0, int R, int64_t blockCount,
-                                    KilnQ8Activations a, int64_t t, const int32_t *offsets, float *out, int64_t outStride) {
+// Up to four tokens from `t` share each widened block pair; `offsets` holds the tokens' quad-sum
+// corrections one after another (blockCount · 8 each).
+KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
+                                    int64_t blockCount, KilnQ8Activations a, int64_t t, const int32_t *offsets, float *out,
+                                    int64_t outStride) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const __m512i spread = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
     const __m512i counts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
@@ -391,51 +394,66 @@ KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const uint8_t *base, size_t r
     }
     const __m512i gatherOffsets = _mm512_loadu_si512((const void *)lane);
     const uint8_t *tileBase = base + (size_t)r0 * rowBytes;
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < blockCount; b += 2) {
         const int pair = b + 1 < blockCount;
         const int64_t b1 = pair ? b + 1 : b;
-        const int64_t block = t * blockCount + b;
-        const __m512i av = pair ? _mm512_loadu_si512((const void *)(a.values + block * KILN_QK))
-                                : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
-        const __m512i off = pair ? _mm512_loadu_si512((const void *)(offsets + b * 8))
-                                 : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + b * 8)));
-        __m512i d[ROWS32_TILE];
+        __m512i av[4], off[4];
+        for (int j = 0; j < T; j++) {
+            const int8_t *q = a.values + ((t + j) * blockCount + b) * KILN_QK;
+            const int32_t *o = offsets + j * blockCount * 8 + b * 8;
+            av[j] = pair ? _mm512_loadu_si512((const void *)q) : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+            off[j] = pair ? _mm512_loadu_si512((const void *)o) : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)o));
+        }
+        __m512i d[4][ROWS32_TILE];
+#pragma clang loop unroll(full)
         for (int i = 0; i < ROWS32_TILE; i++) {
             const uint8_t *p = rowPtr[i];
-            _mm_prefetch((const char *)(p + b * 18 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
+            if (T == 1) _mm_prefetch((const char *)(p + b * 18 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
             const __m256i both = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p + b1 * 18 + 2)),
                                                   _mm_loadu_si128((const __m128i *)(p + b * 18 + 2)));
             __m512i u = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi64(spread, _mm512_castsi256_si512(both)), counts), low4);
             if (iq4) u = _mm512_shuffle_epi8(grid, u);
-            d[i] = _mm512_dpbusd_epi32(off, u, av);
+            for (int j = 0; j < T; j++) d[j][i] = _mm512_dpbusd_epi32(off[j], u, av[j]);
         }
-        __m512i first, second;
-        reduce_tile(d, &first, &second);
         // The rows' f16 scales: 32-bit gathers whose low halves are d.
         const __m512 dw0 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b * 18, 1)));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(first), _mm512_mul_ps(dw0, _mm512_set1_ps(a.scales[block])), acc);
-        if (pair) {
-            const __m512 dw1 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b1 * 18, 1)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(second), _mm512_mul_ps(dw1, _mm512_set1_ps(a.scales[block + 1])), acc);
+        const __m512 dw1 = pair ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b1 * 18, 1)))
+                                : dw0;
+        for (int j = 0; j < T; j++) {
+            __m512i first, second;
+            reduce_tile(d[j], &first, &second);
+            const int64_t block = (t + j) * blockCount + b;
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(first), _mm512_mul_ps(dw0, _mm512_set1_ps(a.scales[block])), acc[j]);
+            if (pair) acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(second), _mm512_mul_ps(dw1, _mm512_set1_ps(a.scales[block + 1])), acc[j]);
         }
     }
-    _mm512_mask_storeu_ps(out + t * outStride + r0, (__mmask16)((1u << R) - 1), acc);
+    for (int j = 0; j < T; j++) _mm512_mask_storeu_ps(out + (t + j) * outStride + r0, (__mmask16)((1u << R) - 1), acc[j]);
 }
 
 static void rows32_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
                         int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride) {
     const int iq4 = type == KILN_QTYPE_IQ4_NL;
-    for (int64_t t = 0; t < tokenCount; t++) {
-        const int32_t *offsets = kiln_offset_sums(a.values + t * blockCount * KILN_QK, blockCount * KILN_QK, iq4 ? 128 : 8);
-        if (!offsets) {
-            kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, t, 1, out, outStride);
-            continue;
-        }
-        for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += ROWS32_TILE) {
-            const int R = rowEnd - r0 < ROWS32_TILE ? (int)(rowEnd - r0) : ROWS32_TILE;
-            if (iq4) rows32_tile(1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride);
-            else rows32_tile(0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride);
+    const int32_t *offsets = kiln_offset_sums(a.values, tokenCount * blockCount * KILN_QK, iq4 ? 128 : 8);
+    if (!offsets) {
+        kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, 0, tokenCount, out, outStride);
+        return;
+    }
+    for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += ROWS32_TILE) {
+        const int R = rowEnd - r0 < ROWS32_TILE ? (int)(rowEnd - r0) : ROWS32_TILE;
+        for (int64_t t = 0; t < tokenCount; t += 4) {
+            const int T = tokenCount - t < 4 ? (int)(tokenCount - t) : 4;
+            const int32_t *o = offsets + t * blockCount * 8;
+#define ROWS32_CASE(IQ4)                                                                                           \
+    switch (T) {                                                                                                   \
+    case 1: rows32_tile(IQ4, 1, base, rowBytes, r0, R, blockCount, a, t, o, out, outStride); break;                \
+    case 2: rows32_tile(IQ4, 2, base, rowBytes, r0, R, blockCount, a, t, o, out, outStride); break;                \
+    case 3: rows32_tile(IQ4, 3, base, rowBytes, r0, R, blockCount, a, t, o, out, outStride); break;                \
+    default: rows32_tile(IQ4, 4, base, rowBytes, r0, R, blockCount, a, t, o, out, outStride); break;               \
+    }
+            if (iq4) { ROWS32_CASE(1) } else { ROWS32_CASE(0) }
+#undef ROWS32_CASE
         }
     }
 }
