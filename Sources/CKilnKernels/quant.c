@@ -131,7 +131,9 @@ void kiln_quantize_activations(const float *x, int64_t blockCount, KilnQ8Activat
 // eight lanes each hold the integer dot of four consecutive elements, scaled by the float product
 // d_w·d_a and accumulated with one FMA per block; the eight lanes are then summed pairwise
 // ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), and Q4_1's Σ m·s (its own FMA chain) is added last.
-// The VNNI path keeps two weight rows in one 512-bit register, one row per 256-bit half.
+// The VNNI kernels keep two weight rows in one 512-bit register, one row per 256-bit half: in
+// tiles of 4 rows × 4 tokens for batches (tile_vnni), of 16 rows for one token (lanes32_decode).
+// Q4_0 and IQ4_NL follow the repacked order instead (rows32_vnni).
 
 #if KILN_VNNI
 

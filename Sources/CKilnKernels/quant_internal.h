@@ -38,10 +38,11 @@ void kiln_quant_matmul_exact(int type, const uint8_t *base, size_t rowBytes, int
                              int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                              float *out, int64_t outStride);
 
-/// The VNNI kernels of the K-quants whose weights widen to unsigned bytes (Q2_K, Q4_K, Q5_K,
-/// Q6_K), in kiln_quant_matmul_exact's order: tokens before `grouped` sum repacked types in spans
-/// of `gemmSpan` weights, and `tiled` selects the tiled kernel's order for the others. Returns 0,
-/// computing nothing, for other types and on CPUs without VNNI (quant_kquants_vnni.c).
+/// The VNNI kernels of the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS), in
+/// kiln_quant_matmul_exact's order: tokens before `grouped` sum repacked types in spans of
+/// `gemmSpan` weights, and `tiled` selects the tiled kernel's order for the others. Returns 0,
+/// computing nothing, for other types, on CPUs without VNNI, or when a scratch buffer cannot be
+/// allocated (quant_kquants_vnni.c).
 int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int64_t rowCount,
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int64_t tokenCount,
                                   float *out, int64_t outStride, int gemmSpan, int64_t grouped, int tiled);
