@@ -259,6 +259,27 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
 }
 
 
+// Sixteen rows of a tile from row r0 (a short tile of R rows repeats its last row; its extra
+// lanes are dropped), with the byte offsets of their rows for gathering one field of each.
+typedef struct {
+    const uint8_t *row[16];
+    const uint8_t *base;
+    __m512i gatherOffsets;
+} RowTile;
+
+KILN_ALWAYS_INLINE RowTile row_tile(const uint8_t *base, size_t rowBytes, int64_t r0, int R) {
+    RowTile tile;
+    int32_t lane[16];
+    for (int i = 0; i < 16; i++) {
+        const int r = i < R ? i : R - 1;
+        tile.row[i] = base + (size_t)(r0 + r) * rowBytes;
+        lane[i] = (int32_t)((size_t)r * rowBytes);
+    }
+    tile.base = base + (size_t)r0 * rowBytes;
+    tile.gatherOffsets = _mm512_loadu_si512((const void *)lane);
+    return tile;
+}
+
 // One token through Q4_1, Q5_0, Q5_1 or Q8_0 (decode), 16 rows at a time: the lanes order of
 // tile_vnni, two rows per register, but the rows' f16 scales (and Q4_1 / Q5_1's mins, whose
 // Σ m·s chains run one per float lane) are gathered once per block for all sixteen rows. Signed
@@ -271,15 +292,7 @@ KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base,
                                             float *out, int64_t outStride) {
     const size_t bytes = type == KILN_QTYPE_Q4_1 ? 20 : type == KILN_QTYPE_Q5_0 ? 22 : type == KILN_QTYPE_Q5_1 ? 24 : 34;
     const int hasMin = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
-    const uint8_t *rowPtr[LANES32_TILE];
-    int32_t lane[LANES32_TILE];
-    for (int i = 0; i < LANES32_TILE; i++) {
-        const int r = i < R ? i : R - 1;  // a short tile repeats its last row and drops those lanes
-        rowPtr[i] = base + (size_t)(r0 + r) * rowBytes;
-        lane[i] = (int32_t)((size_t)r * rowBytes);
-    }
-    const __m512i gatherOffsets = _mm512_loadu_si512((const void *)lane);
-    const uint8_t *tileBase = base + (size_t)r0 * rowBytes;
+    const RowTile tile = row_tile(base, rowBytes, r0, R);
     __m512 acc[LANES32_TILE / 2];
     for (int i = 0; i < LANES32_TILE / 2; i++) acc[i] = _mm512_setzero_ps();
     __m512 summs = _mm512_setzero_ps();
@@ -289,14 +302,14 @@ KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base,
         const __m512i start = type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0
             ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + b * 8)))
             : _mm512_setzero_si512();
-        const __m512i words = _mm512_i32gather_epi32(gatherOffsets, tileBase + b * bytes, 1);  // d, then m or bits
+        const __m512i words = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + b * bytes, 1);  // d, then m or bits
         const __m512 scales = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(words)), _mm512_set1_ps(a.scales[block]));
         if (hasMin) {
             const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
             summs = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs);
         }
         for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
-            const uint8_t *p0 = rowPtr[2 * pr] + b * bytes, *p1 = rowPtr[2 * pr + 1] + b * bytes;
+            const uint8_t *p0 = tile.row[2 * pr] + b * bytes, *p1 = tile.row[2 * pr + 1] + b * bytes;
             _mm_prefetch((const char *)(p0 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
             _mm_prefetch((const char *)(p1 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
             __m512i w;
@@ -358,22 +371,6 @@ static void lanes32_decode(int type, const uint8_t *base, size_t rowBytes, int64
 // reduction then turns sixteen rows × two blocks of eight lanes into two vectors of block sums.
 enum { ROWS32_TILE = 16 };
 
-// Block b's and b + 1's sums (8 lanes each, per row) as [row 0…15] for each block.
-static inline void reduce_tile(const __m512i d[16], __m512i *first, __m512i *second) {
-    __m512i e[8], f[4];
-    for (int i = 0; i < 8; i++) {
-        e[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(d[2 * i], d[2 * i + 1]), _mm512_unpackhi_epi32(d[2 * i], d[2 * i + 1]));
-    }
-    for (int i = 0; i < 4; i++) {
-        f[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(e[2 * i], e[2 * i + 1]), _mm512_unpackhi_epi64(e[2 * i], e[2 * i + 1]));
-    }
-    // f[i]'s 128-bit lanes: rows 4i…4i+3 of block b's lanes 0–3, 4–7, then block b + 1's.
-    const __m512i g01 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
-    const __m512i g23 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
-    *first = _mm512_shuffle_i64x2(g01, g23, 0x88);
-    *second = _mm512_shuffle_i64x2(g01, g23, 0xDD);
-}
-
 // Up to four tokens from `t` share each widened block pair; `offsets` holds the tokens' quad-sum
 // corrections one after another (blockCount · 8 each).
 KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
@@ -387,15 +384,7 @@ KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *b
     if (iq4) {
         grid = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values), _mm_set1_epi8((char)0x80)));
     }
-    const uint8_t *rowPtr[ROWS32_TILE];
-    int32_t lane[ROWS32_TILE];
-    for (int i = 0; i < ROWS32_TILE; i++) {
-        const int r = i < R ? i : R - 1;  // a short tile repeats its last row and drops those lanes
-        rowPtr[i] = base + (size_t)(r0 + r) * rowBytes;
-        lane[i] = (int32_t)((size_t)r * rowBytes);
-    }
-    const __m512i gatherOffsets = _mm512_loadu_si512((const void *)lane);
-    const uint8_t *tileBase = base + (size_t)r0 * rowBytes;
+    const RowTile tile = row_tile(base, rowBytes, r0, R);
     __m512 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < blockCount; b += 2) {
@@ -411,7 +400,7 @@ KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *b
         __m512i d[4][ROWS32_TILE];
 #pragma clang loop unroll(full)
         for (int i = 0; i < ROWS32_TILE; i++) {
-            const uint8_t *p = rowPtr[i];
+            const uint8_t *p = tile.row[i];
             if (T == 1) _mm_prefetch((const char *)(p + b * 18 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
             const __m256i both = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p + b1 * 18 + 2)),
                                                   _mm_loadu_si128((const __m128i *)(p + b * 18 + 2)));
@@ -420,12 +409,12 @@ KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *b
             for (int j = 0; j < T; j++) d[j][i] = _mm512_dpbusd_epi32(off[j], u, av[j]);
         }
         // The rows' f16 scales: 32-bit gathers whose low halves are d.
-        const __m512 dw0 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b * 18, 1)));
-        const __m512 dw1 = pair ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(gatherOffsets, tileBase + b1 * 18, 1)))
+        const __m512 dw0 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(tile.gatherOffsets, tile.base + b * 18, 1)));
+        const __m512 dw1 = pair ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(tile.gatherOffsets, tile.base + b1 * 18, 1)))
                                 : dw0;
         for (int j = 0; j < T; j++) {
             __m512i first, second;
-            reduce_tile(d[j], &first, &second);
+            kiln_reduce_halves16(d[j], &first, &second);  // block b's and b + 1's sums per row
             const int64_t block = (t + j) * blockCount + b;
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(first), _mm512_mul_ps(dw0, _mm512_set1_ps(a.scales[block])), acc[j]);
             if (pair) acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(second), _mm512_mul_ps(dw1, _mm512_set1_ps(a.scales[block + 1])), acc[j]);

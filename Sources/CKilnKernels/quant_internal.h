@@ -54,6 +54,25 @@ int kiln_quant_matmul_kquant_vnni(int type, const uint8_t *base, size_t rowBytes
 const int32_t *kiln_offset_sums(const int8_t *values, int64_t count, int offset);
 #endif
 
+#if KILN_VNNI
+/// Sixteen int32 vectors, each two groups of eight lanes, summed per group and transposed:
+/// lane i of `first` is Σ lanes 0–7 of v[i], lane i of `second` Σ lanes 8–15 of v[i].
+static inline void kiln_reduce_halves16(const __m512i v[16], __m512i *first, __m512i *second) {
+    __m512i e[8], f[4];
+    for (int i = 0; i < 8; i++) {
+        e[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    }
+    for (int i = 0; i < 4; i++) {
+        f[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(e[2 * i], e[2 * i + 1]), _mm512_unpackhi_epi64(e[2 * i], e[2 * i + 1]));
+    }
+    // f[i]'s 128-bit lanes: v[4i…4i+3]'s partial sums of lanes 0–3, 4–7, 8–11, 12–15.
+    const __m512i g01 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
+    const __m512i g23 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
+    *first = _mm512_shuffle_i64x2(g01, g23, 0x88);
+    *second = _mm512_shuffle_i64x2(g01, g23, 0xDD);
+}
+#endif
+
 /// Activations rounded to f16 and/or bf16 as llama.cpp converts them for F16 / BF16 weights.
 void kiln_convert_half_activations(const float *x, int64_t count, uint16_t *half, uint16_t *bfloat);
 

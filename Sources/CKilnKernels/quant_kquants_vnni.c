@@ -391,16 +391,9 @@ KILN_ALWAYS_INLINE float lanes_gemv(const int type, const uint8_t *row, size_t b
 
 // Sixteen int32 vectors' sums as one vector: lane i = Σ v[i].
 static inline __m512i reduce16(const __m512i v[16]) {
-    __m512i e[8], f[4];
-    for (int i = 0; i < 8; i++) {
-        e[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-    }
-    for (int i = 0; i < 4; i++) {
-        f[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(e[2 * i], e[2 * i + 1]), _mm512_unpackhi_epi64(e[2 * i], e[2 * i + 1]));
-    }
-    const __m512i g01 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
-    const __m512i g23 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
-    return _mm512_add_epi32(_mm512_shuffle_i64x2(g01, g23, 0x88), _mm512_shuffle_i64x2(g01, g23, 0xDD));
+    __m512i first, second;
+    kiln_reduce_halves16(v, &first, &second);
+    return _mm512_add_epi32(first, second);
 }
 
 // Q4_K's gemm order for one row and a group of four tokens (prefill): per super-block, each
