@@ -453,7 +453,7 @@ static void rows32_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t 
 float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t row, int64_t blockCount) {
     float sum = 0.0f;
     if (type == KILN_QTYPE_F16 || type == KILN_QTYPE_BF16) {
-        kiln_half_matmul(type, (const uint8_t *)weights, 0, 0, 1, blockCount * 32, a, row, 1, &sum, 0);
+        kiln_half_matmul(type, (const uint8_t *)weights, 0, 0, 1, 1, blockCount * 32, a, row, 1, &sum, 0);
         return sum;
     }
 #if KILN_VNNI
@@ -483,13 +483,13 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
     }
 
 void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
-                       int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out,
-                       int64_t outStride) {
+                       int64_t matrixRows, int64_t blockCount, KilnQ8Activations a, int64_t tokenCount,
+                       float *out, int64_t outStride) {
     const uint8_t *base = (const uint8_t *)weights;
     switch (type) {
     case KILN_QTYPE_F16:
     case KILN_QTYPE_BF16:
-        kiln_half_matmul(type, base, rowBytes, rowBegin, rowEnd, blockCount * 32, a, 0, tokenCount, out, outStride);
+        kiln_half_matmul(type, base, rowBytes, rowBegin, rowEnd, matrixRows, blockCount * 32, a, 0, tokenCount, out, outStride);
         break;
 #if KILN_VNNI
     case KILN_QTYPE_Q4_1:

@@ -8,7 +8,9 @@
 //    of 64 (32 pairs each), each reduced and the two added in double. Leftovers past the last
 //    full step are added in double, one product at a time.
 //  - two or more tokens (prefill): llamafile's tinyBLAS, one 16-lane accumulator per output over
-//    the whole row (F16: an FMA per 16 weights; BF16: a dpbf16 per 32), then reduced.
+//    the whole row (F16: an FMA per 16 weights; BF16: a dpbf16 per 32), then reduced; unless the
+//    matrix's rows are not a multiple of 4 or its row length one of 16 / 32, when llama.cpp falls
+//    back to vec_dot for every token.
 // The reduction is GCC's _mm512_reduce_add_ps: lanes i + 8 onto i, then i + 4, then
 // (0 + 2) + (1 + 3). dpbf16 adds, per lane, the odd pair's product and then the even pair's, each
 // rounded to f32, with bf16 denormals read as zero and denormal results flushed to zero.
@@ -228,13 +230,15 @@ static void half_tile_batched(int bf16, const uint8_t *base, size_t rowBytes, in
 }
 #endif
 
-void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t columns,
+void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t matrixRows,
+                      int64_t columns,
                       KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out, int64_t outStride) {
     const int bf16 = type == KILN_QTYPE_BF16;
     const uint16_t *activations = bf16 ? a.bfloatValues : a.halfValues;
     if (!activations) return;
-    // tinyBLAS serves batches whose rows fill its 16- (F16) or 32-weight (BF16) steps.
-    const int batched = tokenCount >= 2 && columns % (bf16 ? 32 : 16) == 0;
+    // tinyBLAS serves batches whose rows fill its 16- (F16) or 32-weight (BF16) steps, of
+    // matrices whose rows fill its 4-row tiles; llama.cpp takes vec_dot for the others.
+    const int batched = tokenCount >= 2 && columns % (bf16 ? 32 : 16) == 0 && matrixRows % 4 == 0;
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
     if (batched) {
         for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += 4) {

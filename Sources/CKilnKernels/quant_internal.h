@@ -76,9 +76,10 @@ static inline void kiln_reduce_halves16(const __m512i v[16], __m512i *first, __m
 /// Activations rounded to f16 and/or bf16 as llama.cpp converts them for F16 / BF16 weights.
 void kiln_convert_half_activations(const float *x, int64_t count, uint16_t *half, uint16_t *bfloat);
 
-/// F16 / BF16 weight rows [rowBegin, rowEnd) times `tokenCount` activation rows from
-/// `firstToken`, in llama.cpp's order (quant_half.c).
-void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t columns,
+/// F16 / BF16 weight rows [rowBegin, rowEnd) of a `matrixRows`-row matrix times `tokenCount`
+/// activation rows from `firstToken`, in llama.cpp's order (quant_half.c).
+void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t matrixRows,
+                      int64_t columns,
                       KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out, int64_t outStride);
 
 /// Q3_K's 16 signed sub-block scales of the block at `p` (quant_types.c).

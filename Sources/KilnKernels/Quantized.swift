@@ -213,7 +213,7 @@ public enum QuantizedOps {
                 let lower = max(range.lowerBound, first), upper = min(range.upperBound, first + m.rows)
                 if lower < upper {
                     kiln_quant_matmul(m.type.rawValue, m.weights.baseAddress!, m.type.rowBytes(columns: columns),
-                                      Int64(lower - first), Int64(upper - first), blocks, a, Int64(tokens),
+                                      Int64(lower - first), Int64(upper - first), Int64(m.rows), blocks, a, Int64(tokens),
                                       m.output.baseAddress!, Int64(m.outputStride))
                 }
                 first += m.rows
@@ -257,7 +257,7 @@ public enum QuantizedOps {
             ? (rows + pool.threadCount - 1) / pool.threadCount
             : max(1, 16_384 / max(1, activations.columns * tokens))
         pool.parallelFor(rows, grain: grain) { range in
-            kiln_quant_matmul(type.rawValue, w, rowBytes, Int64(range.lowerBound), Int64(range.upperBound),
+            kiln_quant_matmul(type.rawValue, w, rowBytes, Int64(range.lowerBound), Int64(range.upperBound), Int64(rows),
                               blocks, a, Int64(tokens), out, Int64(stride))
         }
     }

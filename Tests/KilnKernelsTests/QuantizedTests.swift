@@ -141,7 +141,7 @@ import Testing
                 for r in 0..<rows {
                     let expected = Reference.quantizedDot(type, weightRow: Array(weights[(r * rowBytes)..<((r + 1) * rowBytes)]),
                                                           activations: Array(x[(t * columns)..<((t + 1) * columns)]),
-                                                          tokenIndex: t, tokenCount: tokens)
+                                                          tokenIndex: t, tokenCount: tokens, matrixRows: rows)
                     if out[t * stride + r].bitPattern != expected.bitPattern { differing += 1 }
                 }
             }

@@ -99,9 +99,10 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
 
 /// out[t * outStride + r] = dot(weight row r, activation row t) for r in [rowBegin, rowEnd),
 /// t in [0, tokenCount). Weight rows are `rowBytes` apart; `blockCount` counts blocks of 32.
+/// `matrixRows` is the whole matrix's row count (llama.cpp picks F16/BF16 batches' order by it).
 void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
-                       int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out,
-                       int64_t outStride);
+                       int64_t matrixRows, int64_t blockCount, KilnQ8Activations a, int64_t tokenCount,
+                       float *out, int64_t outStride);
 
 /// Quantizes `rows` rows of `columns` floats into `type`'s blocks with the arithmetic of ggml's
 /// reference quantizers (what llama-quantize does without an importance matrix), byte for byte.

@@ -148,9 +148,13 @@ extension Reference {
     ///    mins' chain.
     ///  - the tiled kernel (Q3_K, Q5_K, Q6_K, IQ4_XS at 8 tokens or more): per super-block
     ///    (Σ·d_w − dmin·Σ mins·sums) with one FMA, then one FMA by d_a into the total.
+    /// `matrixRows`, the weight matrix's row count, matters to F16 and BF16 only: llama.cpp batches
+    /// them through tinyBLAS when it is a multiple of 4.
     public static func quantizedDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float],
-                                    tokenIndex: Int = 0, tokenCount: Int = 1) -> Float {
-        if type == .f16 || type == .bf16 { return halfPrecisionDot(type, weightRow: bytes, activations: x, tokenCount: tokenCount) }
+                                    tokenIndex: Int = 0, tokenCount: Int = 1, matrixRows: Int = 4) -> Float {
+        if type == .f16 || type == .bf16 {
+            return halfPrecisionDot(type, weightRow: bytes, activations: x, batched: tokenCount >= 2 && matrixRows % 4 == 0)
+        }
         let n = type.blockElements
         let blocks = (0..<(x.count / n)).map { decode(type, bytes[($0 * type.blockBytes)..<(($0 + 1) * type.blockBytes)]) }
         let repacked: Set<QuantizationType> = [.q4_0, .iq4_nl, .q4_K, .q2_K]
@@ -221,10 +225,10 @@ extension Reference {
     /// F16 / BF16 rows in llama.cpp's AVX-512 order: activations rounded to the weights' type
     /// (bf16 with denormals as zero up to the last multiple of 32); one token through
     /// ggml_vec_dot (F16: four 16-lane FMA accumulators over steps of 64, folded (0+2)+(1+3);
-    /// BF16: two dpbf16 accumulators added in double), several through tinyBLAS (one 16-lane
+    /// BF16: two dpbf16 accumulators added in double), a batch through tinyBLAS (one 16-lane
     /// accumulator, an FMA per 16 or a dpbf16 per 32); each accumulator reduced as GCC's
     /// _mm512_reduce_add_ps; leftovers past the last step of 64 added in double.
-    static func halfPrecisionDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float], tokenCount: Int) -> Float {
+    static func halfPrecisionDot(_ type: QuantizationType, weightRow bytes: [UInt8], activations x: [Float], batched: Bool) -> Float {
         let n = x.count, bf16 = type == .bf16
         let w: [Float] = bf16 ? (0..<n).map { bfloat(bytes, 2 * $0) } : (0..<n).map { half(bytes, 2 * $0) }
         let a: [Float] = bf16 ? (0..<n).map { roundToBFloat(x[$0], flushDenormals: $0 < n - n % 32) } : x.map { Float(Float16($0)) }
@@ -235,7 +239,7 @@ extension Reference {
         func flush(_ f: Float) -> Float { f.isSubnormal ? Float(sign: f.sign, exponent: 0, significand: 0) : f }
         // dpbf16 on one lane: the odd pair's product, then the even pair's, each rounded.
         func dp(_ acc: Float, _ e: Int) -> Float { flush(flush(acc + flush(w[e + 1]) * flush(a[e + 1])) + flush(w[e]) * flush(a[e])) }
-        if tokenCount >= 2 && n % (bf16 ? 32 : 16) == 0 {
+        if batched && n % (bf16 ? 32 : 16) == 0 {
             var acc = [Float](repeating: 0, count: 16)
             for l in stride(from: 0, to: n, by: bf16 ? 32 : 16) {
                 for i in 0..<16 { acc[i] = bf16 ? dp(acc[i], l + 2 * i) : acc[i].addingProduct(w[l + i], a[l + i]) }
