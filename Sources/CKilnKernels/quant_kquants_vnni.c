@@ -82,17 +82,19 @@ static inline __mmask64 halves_bit(const uint8_t *p, int lowBit, int highBit) {
     return _mm512_test_epi8_mask(x, bits);
 }
 
-// Q4_K / Q5_K's packed scales and mins as 16 bytes: eight scales, then eight mins (ggml's order).
+// Q4_K / Q5_K's packed scales and mins as 16 bytes: eight scales, then eight mins (ggml's
+// get_scale_min_k4). Scale j < 4 is q[j] & 63, min j < 4 is q[j + 4] & 63; for j ≥ 4 the low
+// four bits are q[j + 4]'s low (scale) or high (min) nibble and the top two q[j − 4]'s (scale) or
+// q[j]'s (min) top two bits. The 12 bytes are followed by the block's quants, so the 16-byte load
+// stays inside the block.
 static inline __m128i scales_mins_k4(const uint8_t *q) {
-    uint32_t u[4];
-    memcpy(u, q, 12);
-    const uint32_t m1 = 0x3f3f3f3f, m2 = 0x0f0f0f0f, m3 = 0x03030303;
-    u[3] = ((u[2] >> 4) & m2) | (((u[1] >> 6) & m3) << 4);
-    const uint32_t mins = u[1] & m1;
-    u[1] = (u[2] & m2) | (((u[0] >> 6) & m3) << 4);
-    u[2] = mins;
-    u[0] &= m1;
-    return _mm_loadu_si128((const __m128i *)u);
+    const __m128i x = _mm_loadu_si128((const __m128i *)q);
+    const __m128i low = _mm_shuffle_epi8(x, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i top = _mm_shuffle_epi8(x, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i lowMask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+    const __m128i highNibbles = _mm_and_si128(_mm_srli_epi16(low, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m128i topBits = _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30));  // (b >> 6) << 4
+    return _mm_or_si128(_mm_or_si128(_mm_and_si128(low, lowMask), highNibbles), topBits);
 }
 
 // Q3_K's sixteen 6-bit scales minus 32 as bytes: low nibbles from bytes 0–7 (scales 0–7, then
