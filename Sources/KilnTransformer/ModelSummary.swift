@@ -24,8 +24,8 @@ public struct ModelSummary: Sendable {
     /// Why Kiln cannot run the file (the first obstacle), or nil when it can.
     public var unsupported: String?
 
-    /// The architectures Kiln's decoder runs.
-    public static let supportedArchitectures = ["llama"]
+    /// The architectures Kiln's decoder runs (the registry's names).
+    public static var supportedArchitectures: [String] { ModelArchitecture.registry.map(\.name) }
 
     public init(file: GGUFFile) {
         architecture = (try? file.string("general.architecture")) ?? "unknown"

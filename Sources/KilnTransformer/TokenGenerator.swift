@@ -2,11 +2,11 @@ import Foundation
 import KilnKernels
 import KilnTokenizers
 
-/// Generates text with a Llama model: prefill the prompt, then sample one token at a time,
+/// Generates text with a language model: prefill the prompt, then sample one token at a time,
 /// streaming text as it becomes complete. Stop strings are held back while they could still
 /// match, so streamed text never contains (part of) a stop string.
 public final class TokenGenerator {
-    public let model: LlamaModel
+    public let model: any LanguageModel
     public let tokenizer: any Tokenizer
 
     public enum StopReason: String, Sendable, Codable { case length, eos, stop }
@@ -20,7 +20,7 @@ public final class TokenGenerator {
         public var decodeSeconds: Double
     }
 
-    public init(model: LlamaModel, tokenizer: any Tokenizer) {
+    public init(model: any LanguageModel, tokenizer: any Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
     }
@@ -33,7 +33,7 @@ public final class TokenGenerator {
         prompt: [Int], cachedPrefix: Int = 0, maxTokens: Int, sampling: SamplingParameters, seed: UInt64 = 0,
         stopStrings: [String] = [], ignoreEndOfGeneration: Bool = false, onText: (String) -> Void = { _ in }
     ) throws -> Result {
-        guard !prompt.isEmpty else { throw LlamaModel.Failure.contextFull(needed: 0, available: model.contextSize) }
+        guard !prompt.isEmpty else { throw LanguageModelFailure.contextFull(needed: 0, available: model.contextSize) }
         var random = SamplingRandom(seed: seed)
         let start = monotonicNanoseconds()
         // At least the last prompt token is evaluated, so its logits are fresh.
@@ -72,7 +72,7 @@ public final class TokenGenerator {
             }
             if generated.count == maxTokens { break }
             if history.count >= model.contextSize {
-                throw LlamaModel.Failure.contextFull(needed: history.count + 1, available: model.contextSize)
+                throw LanguageModelFailure.contextFull(needed: history.count + 1, available: model.contextSize)
             }
             try model.forward([token], startPosition: history.count - 1)
         }

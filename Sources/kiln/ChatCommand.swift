@@ -12,7 +12,7 @@ struct ChatCommand: ParsableCommand {
         discussion: "Earlier turns stay in the KV cache; only the new part of the conversation is evaluated."
     )
 
-    @Option(help: "A Llama-architecture .gguf model.") var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(help: "A Jinja template file, or \"chatml\", when the model has no template.") var chatTemplate: String?
     @Option(help: "A system message.") var system: String?
     @Option(help: "Tokens per reply at most.") var maxTokens = 256
@@ -25,11 +25,11 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Context size in tokens.") var context = 2048
 
     func run() throws {
-        let file: GGUFFile, tokenizer: any Tokenizer, llama: LlamaModel
+        let file: GGUFFile, tokenizer: any Tokenizer, llama: DecoderSequence
         do {
             file = try GGUFFile(path: model)
             tokenizer = try GGUFTokenizer.load(from: file)
-            llama = try LlamaModel(file: file, contextSize: context)
+            llama = try DecoderSequence(file: file, contextSize: context)
         } catch {
             throw CLIError("\(model): \(error)")
         }

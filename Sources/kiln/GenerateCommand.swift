@@ -15,7 +15,7 @@ struct GenerateCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "A Llama-architecture .gguf model.") var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(help: "The prompt text.") var prompt: String?
     @Option(help: "Read the prompt from a file (UTF-8).") var promptFile: String?
     @Option(help: "The prompt as token ids, e.g. 1,2,3.") var promptTokens: String?
@@ -56,12 +56,12 @@ struct GenerateCommand: ParsableCommand {
         let loadStart = monotonicNanoseconds()
         let file: GGUFFile
         let tokenizer: any Tokenizer
-        let llama: LlamaModel
+        let llama: DecoderSequence
         let pool = threads.map { ThreadPool(threadCount: $0) } ?? ThreadPool.shared
         do {
             file = try GGUFFile(path: model)
             tokenizer = try GGUFTokenizer.load(from: file)
-            llama = try LlamaModel(file: file, contextSize: context, pool: pool)
+            llama = try DecoderSequence(file: file, contextSize: context, pool: pool)
         } catch {
             throw CLIError("\(model): \(error)")
         }

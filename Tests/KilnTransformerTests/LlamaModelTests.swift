@@ -11,12 +11,12 @@ import Testing
 @Suite struct LlamaModelTests {
     static let modelPath = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
-    static func model() throws -> LlamaModel? {
+    static func model() throws -> DecoderSequence? {
         guard FileManager.default.fileExists(atPath: modelPath) else {
             if Fixtures.isCI { Issue.record("model file missing: \(modelPath) (run scripts/setup)") }
             return nil
         }
-        return try LlamaModel(file: try GGUFFile(path: modelPath), contextSize: 512, batchSize: 32)
+        return try DecoderSequence(file: try GGUFFile(path: modelPath), contextSize: 512, batchSize: 32)
     }
 
     struct LogitsCase: Decodable {
@@ -50,7 +50,7 @@ import Testing
 
     /// Greedy ids from `prompt` as llama.cpp produced them: the prompt in one call, then one
     /// token per call, end-of-generation tokens fed back unless `stopAt` holds them.
-    static func greedy(_ model: LlamaModel, prompt: [Int], steps: Int, stopAt: Set<Int> = []) throws -> [Int] {
+    static func greedy(_ model: DecoderSequence, prompt: [Int], steps: Int, stopAt: Set<Int> = []) throws -> [Int] {
         try model.forward(prompt, startPosition: 0)
         var generated: [Int] = []
         for _ in 0..<steps {

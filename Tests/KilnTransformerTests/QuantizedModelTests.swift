@@ -74,12 +74,12 @@ import Testing
     /// The file at `path` has llama.cpp's tensor types, and on it the last-position logits of
     /// `prompt` (one batch of up to 512, as llama.cpp's n_batch) are llama.cpp's floats, bit for bit.
     static func expectTypesAndLogits(path: String, label: String, typeCounts: [String: Int], prompt: [Int], logits url: URL,
-                                     argmax: Int) throws -> LlamaModel {
+                                     argmax: Int) throws -> DecoderSequence {
         let file = try GGUFFile(path: path)
         var counts: [String: Int] = [:]
         for t in file.tensors { counts[t.type.description, default: 0] += 1 }
         #expect(counts == typeCounts, "\(label): tensor types")
-        let model = try LlamaModel(file: file, contextSize: 512, batchSize: 512)
+        let model = try DecoderSequence(file: file, contextSize: 512, batchSize: 512)
         let expected = try Data(contentsOf: url).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         try model.forward(prompt, startPosition: 0)
         let logits = Array(model.logits)

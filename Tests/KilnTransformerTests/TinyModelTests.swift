@@ -58,6 +58,41 @@ import Testing
         #expect(split == nil, "\(type): greedy differs from llama.cpp at step \(split ?? -1)")
     }
 
+    /// Two sequences over one set of weights keep separate caches: interleaving them changes
+    /// neither's logits, which equal llama.cpp's for the Q8_0 file.
+    @Test func sequencesShareWeightsButNotState() throws {
+        guard let base = Self.available() else { return }
+        let entry = Self.record.types["Q8_0"]!
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-shared-\(getpid()).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ModelQuantizer.quantize(input: base, output: path, options: .init(scheme: QuantizationScheme.named("Q8_0")!))
+        let weights = try DecoderWeights(file: try GGUFFile(path: path))
+        let first = DecoderSequence(weights: weights, contextSize: 64), second = DecoderSequence(weights: weights, contextSize: 64)
+        let expected = try Data(contentsOf: Fixtures.url("tiny/\(entry.logits)")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let prompt = entry.prompt_ids
+        try first.forward(Array(prompt.prefix(prompt.count / 2)), startPosition: 0)
+        try second.forward([prompt[0], prompt[0]], startPosition: 0)  // a different history in between
+        try first.forward(Array(prompt.dropFirst(prompt.count / 2)), startPosition: prompt.count / 2)
+        try second.forward(prompt, startPosition: 0)
+        // The whole-prompt sequence is llama.cpp's bit for bit; the split prefill groups its
+        // tokens differently, so it agrees to rounding.
+        #expect(Array(second.logits) == expected)
+        let scale = expected.map(abs).max() ?? 1
+        #expect(zip(first.logits, expected).allSatisfy { abs($0 - $1) <= 1e-3 * scale })
+    }
+
+    /// An architecture outside the registry is refused by name, listing the supported ones.
+    @Test func unknownArchitectureIsNamed() throws {
+        let metadata: [(key: String, value: GGUFValue)] = [("general.architecture", .string("mamba"))]
+        let (header, _) = try GGUFEncoder.header(metadata: metadata, tensors: [])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mamba-\(getpid()).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(header).write(to: URL(fileURLWithPath: path))
+        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama)")) {
+            _ = try DecoderWeights(file: try GGUFFile(path: path))
+        }
+    }
+
     /// A tensor of a type Kiln has no kernels for (IQ2_XXS) is named with its type by the model
     /// loader, by `kiln info`'s summary and by the quantizer, never a trap.
     @Test func unimplementedTensorTypeIsNamed() throws {
@@ -79,7 +114,7 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let file = try GGUFFile(path: path)
         #expect(throws: GGUFError.unsupportedTensorType(tensor: "blk.0.attn_q.weight", type: GGMLType(rawValue: 16))) {
-            _ = try LlamaModel(file: file)
+            _ = try DecoderSequence(file: file)
         }
         #expect(ModelSummary(file: file).unsupported?.contains("blk.0.attn_q.weight has type IQ2_XXS") == true)
         let error = #expect(throws: ModelQuantizer.Failure.self) {

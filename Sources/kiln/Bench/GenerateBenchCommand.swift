@@ -18,7 +18,7 @@ struct GenerateBenchCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "A Llama-architecture .gguf model.") var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(help: "Prompt length for the prefill measurement.") var promptTokens = 128
     @Option(help: "Tokens decoded for the decode measurement.") var genTokens = 128
     @Option(help: "Threads (default: all cores).") var threads: Int?
@@ -38,12 +38,12 @@ struct GenerateBenchCommand: ParsableCommand {
     func run() throws {
         let threadCount = threads ?? ThreadPool.defaultThreadCount
         let pool = ThreadPool(threadCount: threadCount)
-        let file: GGUFFile, tokenizer: any Tokenizer, llama: LlamaModel
+        let file: GGUFFile, tokenizer: any Tokenizer, llama: DecoderSequence
         let loadStart = monotonicNanoseconds()
         do {
             file = try GGUFFile(path: model)
             tokenizer = try GGUFTokenizer.load(from: file)
-            llama = try LlamaModel(file: file, contextSize: 2048, batchSize: 512, pool: pool)
+            llama = try DecoderSequence(file: file, contextSize: 2048, batchSize: 512, pool: pool)
         } catch {
             throw CLIError("\(model): \(error)")
         }

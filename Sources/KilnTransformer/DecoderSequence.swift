@@ -1,43 +1,28 @@
 import KilnFormats
 import KilnKernels
 
-/// A Llama-architecture decoder over a memory-mapped GGUF file: weights stay quantized in the
-/// file, products run on the blocks, and every buffer (activations, KV cache, logits) is
-/// allocated once, so decoding a token allocates nothing.
+/// One sequence running through a decoder: its KV cache, scratch buffers and logits, over
+/// `DecoderWeights` that any number of sequences may share. Every buffer is allocated once, so
+/// decoding a token allocates nothing.
 ///
 /// Per layer: x += Wo·attention(rope(Wq·n), rope(Wk·n), Wv·n) with n = rmsNorm(x)·attn_norm,
 /// then x += Wdown·(silu(Wgate·m) ⊙ Wup·m) with m = rmsNorm(x)·ffn_norm. K and V are stored
 /// rounded to f16, as llama.cpp's default cache keeps them, and every kernel follows llama.cpp's
 /// CPU arithmetic step for step, so greedy decoding reproduces llama.cpp's tokens.
-public final class LlamaModel: @unchecked Sendable {
-    public let configuration: LlamaConfiguration
-    public let file: GGUFFile
+public final class DecoderSequence: LanguageModel, @unchecked Sendable {
+    public let weights: DecoderWeights
+    public var configuration: DecoderConfiguration { weights.configuration }
+    public var file: GGUFFile { weights.file }
+    public var vocabularySize: Int { weights.configuration.vocabularySize }
     /// Tokens the prefill processes per batch.
     public let batchSize: Int
     /// Positions the KV cache holds.
     public let contextSize: Int
 
-    struct Layer {
-        let attentionNorm: UnsafeBufferPointer<Float>
-        let query, key, value, output: Projection
-        let feedForwardNorm: UnsafeBufferPointer<Float>
-        let gate, up, down: Projection
-    }
-
-    struct Projection {
-        let type: QuantizationType
-        let weights: UnsafeRawBufferPointer
-        let rows: Int
-        let columns: Int
-    }
-
-    let layers: [Layer]
+    private var layers: [DecoderWeights.Layer] { weights.layers }
     /// Per layer, the products that share an input, built once so a token allocates nothing.
     private var queryKeyValue: [[QuantizedMatrix]] = []
     private var gateUp: [[QuantizedMatrix]] = []
-    let embedding: Projection  // token_embd: vocabulary × hidden, also the output head when tied
-    let outputHead: Projection
-    let outputNorm: UnsafeBufferPointer<Float>
 
     // Scratch, [batchSize][width] unless noted.
     private let x, normed, queries, keys, values, attention, projected, gate, up: UnsafeMutableBufferPointer<Float>
@@ -53,54 +38,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// `batchSize` tokens run through each matrix product at once. The default is llama.cpp's
     /// n_batch (512): its kernels group a batch's tokens (in fours for repacked weights, from eight
     /// for the tiled K-quant kernel), so the same batching gives the same bits.
-    public init(file: GGUFFile, contextSize: Int? = nil, batchSize: Int = 512, pool: ThreadPool = .shared) throws {
-        let c = try LlamaConfiguration(gguf: file)
-        configuration = c
-        self.file = file
+    public init(weights: DecoderWeights, contextSize: Int? = nil, batchSize: Int = 512, pool: ThreadPool = .shared) {
+        let c = weights.configuration
+        self.weights = weights
         self.pool = pool
         self.batchSize = max(1, batchSize)
         self.contextSize = min(c.contextLength, max(1, contextSize ?? 2048))
-
-        func tensor(_ name: String) throws -> GGUFTensor {
-            guard let t = file.tensor(named: name) else { throw GGUFError.invalid(field: "tensors", reason: "\(name) is missing") }
-            return t
-        }
-        func vector(_ name: String, _ count: Int) throws -> UnsafeBufferPointer<Float> {
-            let t = try tensor(name)
-            guard t.type == .f32, t.elementCount == count else {
-                throw GGUFError.invalid(field: "tensor \(name)", reason: "expected \(count) F32 values, found \(t.type) \(t.shape)")
-            }
-            return file.data(of: t).withMemoryRebound(to: Float.self) { $0 }
-        }
-        func matrix(_ name: String, rows: Int, columns: Int) throws -> Projection {
-            let t = try tensor(name)
-            guard t.shape == [columns, rows] else {
-                throw GGUFError.invalid(field: "tensor \(name)", reason: "shape \(t.shape), expected [\(columns), \(rows)]")
-            }
-            guard let type = QuantizationType(rawValue: Int32(t.type.rawValue)) else {
-                throw GGUFError.unsupportedTensorType(tensor: name, type: t.type)
-            }
-            return Projection(type: type, weights: file.data(of: t), rows: rows, columns: columns)
-        }
-        var layers: [Layer] = []
-        for i in 0..<c.layerCount {
-            let p = "blk.\(i)."
-            layers.append(Layer(
-                attentionNorm: try vector(p + "attn_norm.weight", c.hiddenSize),
-                query: try matrix(p + "attn_q.weight", rows: c.hiddenSize, columns: c.hiddenSize),
-                key: try matrix(p + "attn_k.weight", rows: c.kvSize, columns: c.hiddenSize),
-                value: try matrix(p + "attn_v.weight", rows: c.kvSize, columns: c.hiddenSize),
-                output: try matrix(p + "attn_output.weight", rows: c.hiddenSize, columns: c.hiddenSize),
-                feedForwardNorm: try vector(p + "ffn_norm.weight", c.hiddenSize),
-                gate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, columns: c.hiddenSize),
-                up: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, columns: c.hiddenSize),
-                down: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, columns: c.intermediateSize)))
-        }
-        self.layers = layers
-        embedding = try matrix("token_embd.weight", rows: c.vocabularySize, columns: c.hiddenSize)
-        outputHead = file.tensor(named: "output.weight") != nil
-            ? try matrix("output.weight", rows: c.vocabularySize, columns: c.hiddenSize) : embedding
-        outputNorm = try vector("output_norm.weight", c.hiddenSize)
+        let layers = weights.layers, outputHead = weights.outputHead
 
         func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
@@ -134,21 +78,14 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// A sequence over weights of its own, loaded from `file`.
+    public convenience init(file: GGUFFile, contextSize: Int? = nil, batchSize: Int = 512, pool: ThreadPool = .shared) throws {
+        self.init(weights: try DecoderWeights(file: file), contextSize: contextSize, batchSize: batchSize, pool: pool)
+    }
+
     deinit {
         for b in [x, normed, queries, keys, values, attention, projected, gate, up, cosines, sines, keyCache, valueCache, logits] {
             b.deallocate()
-        }
-    }
-
-    public enum Failure: Error, CustomStringConvertible, Equatable {
-        case contextFull(needed: Int, available: Int)
-        case tokenOutOfRange(Int)
-
-        public var description: String {
-            switch self {
-            case .contextFull(let needed, let available): return "the context is full: \(needed) positions needed, \(available) available"
-            case .tokenOutOfRange(let id): return "token id \(id) is outside the vocabulary"
-            }
         }
     }
 
@@ -157,9 +94,9 @@ public final class LlamaModel: @unchecked Sendable {
     public func forward(_ tokens: [Int], startPosition: Int) throws {
         let c = configuration
         guard startPosition >= 0, startPosition + tokens.count <= contextSize else {
-            throw Failure.contextFull(needed: startPosition + tokens.count, available: contextSize)
+            throw LanguageModelFailure.contextFull(needed: startPosition + tokens.count, available: contextSize)
         }
-        if let bad = tokens.first(where: { !(0..<c.vocabularySize).contains($0) }) { throw Failure.tokenOutOfRange(bad) }
+        if let bad = tokens.first(where: { !(0..<c.vocabularySize).contains($0) }) { throw LanguageModelFailure.tokenOutOfRange(bad) }
         // llama.cpp sums attention products in one order for a multi-token call and another for a
         // single token; following it keeps Kiln's tokens identical to llama.cpp's.
         let summation: HalfPrecisionSummation = tokens.count > 1 ? .batch : .single
@@ -172,8 +109,9 @@ public final class LlamaModel: @unchecked Sendable {
         // Final norm and the output head for the last token only.
         let last = UnsafeBufferPointer(rebasing: x[((lastBatchCount - 1) * c.hiddenSize)..<(lastBatchCount * c.hiddenSize)])
         let n = UnsafeMutableBufferPointer(rebasing: normed[0..<c.hiddenSize])
-        VectorOps.rmsNorm(last, weight: outputNorm, epsilon: c.rmsNormEpsilon, into: n, count: c.hiddenSize)
+        VectorOps.rmsNorm(last, weight: weights.outputNorm, epsilon: c.rmsNormEpsilon, into: n, count: c.hiddenSize)
         lastActivation.quantize(UnsafeBufferPointer(n), rows: 1)
+        let outputHead = weights.outputHead
         QuantizedOps.matmul(outputHead.type, weights: outputHead.weights, rows: outputHead.rows, activations: lastActivation,
                             output: logits, pool: pool)
     }
@@ -185,6 +123,7 @@ public final class LlamaModel: @unchecked Sendable {
         let count = tokens.count
         lastBatchCount = count
         let h = c.hiddenSize, kv = c.kvSize, f = c.intermediateSize
+        let embedding = weights.embedding
         let embeddingRow = embedding.type.rowBytes(columns: h)
         for (t, token) in zip(0..., tokens) {
             QuantizedOps.dequantize(embedding.type, blocks: UnsafeRawBufferPointer(rebasing: embedding.weights[(token * embeddingRow)...]),
@@ -202,9 +141,9 @@ public final class LlamaModel: @unchecked Sendable {
                 let q = UnsafeMutableBufferPointer(rebasing: queries[(t * h)..<((t + 1) * h)])
                 let k = UnsafeMutableBufferPointer(rebasing: keys[(t * kv)..<((t + 1) * kv)])
                 VectorOps.applyRoPE(q, headCount: c.headCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
-                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: .adjacent)
+                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: c.architecture.ropePairing)
                 VectorOps.applyRoPE(k, headCount: c.kvHeadCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
-                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: .adjacent)
+                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: c.architecture.ropePairing)
                 let slot = cacheBase + (position + t) * kv
                 VectorOps.roundToHalf(UnsafeBufferPointer(rebasing: keys[(t * kv)...]),
                                       into: UnsafeMutableBufferPointer(rebasing: keyCache[slot...]), count: kv)
@@ -237,7 +176,7 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    private func project(_ p: Projection, _ output: UnsafeMutableBufferPointer<Float>, _ stride: Int) -> QuantizedMatrix {
+    private func project(_ p: DecoderWeights.Projection, _ output: UnsafeMutableBufferPointer<Float>, _ stride: Int) -> QuantizedMatrix {
         QuantizedMatrix(type: p.type, weights: p.weights, rows: p.rows, output: output, outputStride: stride)
     }
 

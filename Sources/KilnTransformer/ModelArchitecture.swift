@@ -1,0 +1,34 @@
+import KilnFormats
+import KilnKernels
+
+/// What sets one decoder-only architecture apart from another, as data. The one shared forward
+/// pass (`DecoderSequence`) and the weight loader (`DecoderWeights`) read only this, so adding an
+/// architecture is an entry in `registry`, not a copy of the decoder.
+public struct ModelArchitecture: Sendable, Equatable, CustomStringConvertible {
+    /// `general.architecture` in a GGUF file, and the prefix of its hyper-parameter keys.
+    public let name: String
+    /// How RoPE pairs a head's dimensions (llama.cpp's "normal" mode for Llama files).
+    public let ropePairing: RoPEPairing
+
+    public var description: String { name }
+
+    /// The hyper-parameter key `suffix` of this architecture: "llama.block_count".
+    public func key(_ suffix: String) -> String { "\(name).\(suffix)" }
+
+    /// Llama 2 / SmolLM-style decoders: RMSNorm, SiLU-gated feed-forward, adjacent-pair RoPE,
+    /// grouped-query attention, an optional separate output head.
+    public static let llama = ModelArchitecture(name: "llama", ropePairing: .adjacent)
+
+    /// Every architecture Kiln runs.
+    public static let registry: [ModelArchitecture] = [.llama]
+
+    /// The registry entry for `general.architecture` = `name`; an error naming the supported ones
+    /// for any other.
+    public static func named(_ name: String) throws -> ModelArchitecture {
+        guard let architecture = registry.first(where: { $0.name == name }) else {
+            throw GGUFError.invalid(field: "general.architecture",
+                                    reason: "\"\(name)\" is not supported (supported: \(registry.map(\.name).joined(separator: ", ")))")
+        }
+        return architecture
+    }
+}
