@@ -5,7 +5,8 @@ import KilnKernels
 /// `DecoderWeights` that any number of sequences may share. Every buffer is allocated once, so
 /// decoding a token allocates nothing.
 ///
-/// Per layer: x += Wo·attention(rope(Wq·n), rope(Wk·n), Wv·n) with n = rmsNorm(x)·attn_norm,
+/// Per layer: x += Wo·attention(rope(Wq·n + bq), rope(Wk·n + bk), Wv·n + bv) with
+/// n = rmsNorm(x)·attn_norm (the biases where the file has them, RoPE pairs as the architecture says),
 /// then x += Wdown·(silu(Wgate·m) ⊙ Wup·m) with m = rmsNorm(x)·ffn_norm. K and V are stored
 /// rounded to f16, as llama.cpp's default cache keeps them, and every kernel follows llama.cpp's
 /// CPU arithmetic step for step, so greedy decoding reproduces llama.cpp's tokens.
@@ -134,6 +135,9 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
             normRows(count, layer.attentionNorm)
             hiddenActivations.quantize(UnsafeBufferPointer(normed), rows: count)
             QuantizedOps.matmul(group: queryKeyValue[l], activations: hiddenActivations, pool: pool)
+            addBias(layer.queryBias, to: queries, width: h, count: count)
+            addBias(layer.keyBias, to: keys, width: kv, count: count)
+            addBias(layer.valueBias, to: values, width: kv, count: count)
             let cacheBase = l * contextSize * kv
             for t in 0..<count {
                 VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta,
@@ -178,6 +182,15 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
 
     private func project(_ p: DecoderWeights.Projection, _ output: UnsafeMutableBufferPointer<Float>, _ stride: Int) -> QuantizedMatrix {
         QuantizedMatrix(type: p.type, weights: p.weights, rows: p.rows, output: output, outputStride: stride)
+    }
+
+    /// rows[t] += bias for the batch's `count` rows of `width`.
+    private func addBias(_ bias: UnsafeBufferPointer<Float>?, to rows: UnsafeMutableBufferPointer<Float>, width: Int, count: Int) {
+        guard let bias else { return }
+        for t in 0..<count {
+            let row = UnsafeMutableBufferPointer(rebasing: rows[(t * width)..<((t + 1) * width)])
+            VectorOps.add(UnsafeBufferPointer(row), bias, into: row, count: width)
+        }
     }
 
     private func normRows(_ count: Int, _ weight: UnsafeBufferPointer<Float>) {

@@ -11,6 +11,8 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
     struct Layer {
         let attentionNorm: UnsafeBufferPointer<Float>
         let query, key, value, output: Projection
+        /// Added to the products before RoPE when the file carries them (attn_q.bias, …).
+        let queryBias, keyBias, valueBias: UnsafeBufferPointer<Float>?
         let feedForwardNorm: UnsafeBufferPointer<Float>
         let gate, up, down: Projection
     }
@@ -52,6 +54,9 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
             }
             return Projection(type: type, weights: file.data(of: t), rows: rows, columns: columns)
         }
+        func optionalVector(_ name: String, _ count: Int) throws -> UnsafeBufferPointer<Float>? {
+            file.tensor(named: name) == nil ? nil : try vector(name, count)
+        }
         var layers: [Layer] = []
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
@@ -61,6 +66,9 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
                 key: try matrix(p + "attn_k.weight", rows: c.kvSize, columns: c.hiddenSize),
                 value: try matrix(p + "attn_v.weight", rows: c.kvSize, columns: c.hiddenSize),
                 output: try matrix(p + "attn_output.weight", rows: c.hiddenSize, columns: c.hiddenSize),
+                queryBias: try optionalVector(p + "attn_q.bias", c.hiddenSize),
+                keyBias: try optionalVector(p + "attn_k.bias", c.kvSize),
+                valueBias: try optionalVector(p + "attn_v.bias", c.kvSize),
                 feedForwardNorm: try vector(p + "ffn_norm.weight", c.hiddenSize),
                 gate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, columns: c.hiddenSize),
                 up: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, columns: c.hiddenSize),

@@ -19,8 +19,12 @@ public struct ModelArchitecture: Sendable, Equatable, CustomStringConvertible {
     /// grouped-query attention, an optional separate output head.
     public static let llama = ModelArchitecture(name: "llama", ropePairing: .adjacent)
 
+    /// Qwen 2 / 2.5: Llama's blocks with NeoX-pair RoPE (and, in its files, Q/K/V biases, which
+    /// the decoder adds for any architecture that carries them, as llama.cpp does).
+    public static let qwen2 = ModelArchitecture(name: "qwen2", ropePairing: .halfSplit)
+
     /// Every architecture Kiln runs.
-    public static let registry: [ModelArchitecture] = [.llama]
+    public static let registry: [ModelArchitecture] = [.llama, .qwen2]
 
     /// The registry entry for `general.architecture` = `name`; an error naming the supported ones
     /// for any other.

@@ -5,9 +5,10 @@ import KilnTestSupport
 import KilnTransformer
 import Testing
 
-/// The tiny Llama, whose rows are all multiples of 256, against llama.cpp (Tests/Fixtures/tiny/):
-/// Kiln rebuilds the F32 file the script wrote, quantizes it into all 18 types into llama.cpp's
-/// very files, and on each reproduces llama.cpp's logits bit for bit and its 16 greedy tokens.
+/// The tiny models (one per architecture), whose rows are all multiples of 256, against llama.cpp
+/// (Tests/Fixtures/tiny/): Kiln rebuilds each F32 file the script wrote, quantizes it into
+/// llama.cpp's very files (all 18 types for the Llama), and on each reproduces llama.cpp's logits
+/// bit for bit and its 16 greedy tokens.
 @Suite struct TinyModelTests {
     struct Record: Decodable {
         struct Entry: Decodable {
@@ -22,40 +23,51 @@ import Testing
         let types: [String: Entry]
     }
 
-    static let record = try! JSONDecoder().decode(Record.self, from: Data(contentsOf: Fixtures.url("tiny/tiny-llama.json")))
-    static let types = record.types.keys.filter { $0 != "F32" }.sorted()
+    static let records: [TinyModel: Record] = Dictionary(uniqueKeysWithValues: TinyModel.allCases.map { model in
+        (model, try! JSONDecoder().decode(Record.self, from: Data(contentsOf: Fixtures.url("tiny/tiny-\(model.rawValue).json"))))
+    })
+    static var record: Record { records[.llama]! }
+    /// "ARCH TYPE" for every recorded quantized file.
+    static let cases = TinyModel.allCases.flatMap { m in records[m]!.types.keys.filter { $0 != "F32" }.sorted().map { "\(m.rawValue) \($0)" } }
 
-    /// The F32 base, written once per test process.
-    static let base: String? = {
-        guard FileManager.default.fileExists(atPath: TinyLlama.vocabularyPath) else { return nil }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-\(getpid()).F32.gguf").path
-        do { try TinyLlama.write(to: path) } catch { return nil }
-        return path
+    /// The F32 bases, written once per test process.
+    static let bases: [TinyModel: String] = {
+        guard FileManager.default.fileExists(atPath: TinyModel.vocabularyPath) else { return [:] }
+        var paths: [TinyModel: String] = [:]
+        for model in TinyModel.allCases {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-\(getpid()).\(model.rawValue).F32.gguf").path
+            guard (try? model.write(to: path)) != nil else { return [:] }
+            paths[model] = path
+        }
+        return paths
     }()
 
-    static func available() -> String? {
-        if base == nil, Fixtures.isCI { Issue.record("missing \(TinyLlama.vocabularyPath) (run scripts/setup)") }
-        return base
+    static func available(_ model: TinyModel = .llama) -> String? {
+        if bases[model] == nil, Fixtures.isCI { Issue.record("missing \(TinyModel.vocabularyPath) (run scripts/setup)") }
+        return bases[model]
     }
 
-    @Test func baseModelIsTheScriptsFile() throws {
-        guard let base = Self.available() else { return }
-        #expect(try SHA256Digest.hex(ofFile: base) == Self.record.base_sha256)
+    @Test(arguments: TinyModel.allCases) func baseModelIsTheScriptsFile(model: TinyModel) throws {
+        guard let base = Self.available(model) else { return }
+        #expect(try SHA256Digest.hex(ofFile: base) == Self.records[model]!.base_sha256)
     }
 
-    @Test(arguments: types) func quantizedFileLogitsAndGreedyMatchLlamaCpp(type: String) throws {
-        guard let base = Self.available() else { return }
-        let entry = Self.record.types[type]!
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-\(getpid()).\(type).gguf").path
+    @Test(arguments: cases) func quantizedFileLogitsAndGreedyMatchLlamaCpp(model case: String) throws {
+        let parts = `case`.split(separator: " ").map(String.init)
+        let model = TinyModel(rawValue: parts[0])!, type = parts[1]
+        guard let base = Self.available(model) else { return }
+        let entry = Self.records[model]!.types[type]!
+        let label = "\(model) \(type)"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-\(getpid()).\(model).\(type).gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try ModelQuantizer.quantize(input: base, output: path, options: .init(scheme: QuantizationScheme.named(type)!))
-        #expect(try SHA256Digest.hex(ofFile: path) == entry.file_sha256, "\(type): Kiln's file differs from llama-quantize's")
-        let model = try QuantizedModelTests.expectTypesAndLogits(path: path, label: type, typeCounts: entry.tensor_type_counts,
-                                                                 prompt: entry.prompt_ids, logits: Fixtures.url("tiny/\(entry.logits)"),
-                                                                 argmax: entry.argmax)
-        let generated = try LlamaModelTests.greedy(model, prompt: entry.prompt_ids, steps: entry.greedy.count)
+        #expect(try SHA256Digest.hex(ofFile: path) == entry.file_sha256, "\(label): Kiln's file differs from llama-quantize's")
+        let sequence = try QuantizedModelTests.expectTypesAndLogits(path: path, label: label, typeCounts: entry.tensor_type_counts,
+                                                                    prompt: entry.prompt_ids, logits: Fixtures.url("tiny/\(entry.logits)"),
+                                                                    argmax: entry.argmax)
+        let generated = try LlamaModelTests.greedy(sequence, prompt: entry.prompt_ids, steps: entry.greedy.count)
         let split = generated.indices.first { generated[$0] != entry.greedy[$0] }
-        #expect(split == nil, "\(type): greedy differs from llama.cpp at step \(split ?? -1)")
+        #expect(split == nil, "\(label): greedy differs from llama.cpp at step \(split ?? -1)")
     }
 
     /// Two sequences over one set of weights keep separate caches: interleaving them changes
@@ -88,7 +100,7 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mamba-\(getpid()).gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data(header).write(to: URL(fileURLWithPath: path))
-        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama)")) {
+        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama, qwen2)")) {
             _ = try DecoderWeights(file: try GGUFFile(path: path))
         }
     }

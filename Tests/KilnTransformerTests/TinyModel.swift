@@ -2,12 +2,15 @@ import Foundation
 import KilnFormats
 import KilnTestSupport
 
-/// Kiln's tiny test Llama (scripts/make-tiny-models): hidden 256, feed-forward 512, 2 layers,
-/// 4 query heads sharing 1 key/value head, an untied output head, and the vocabulary of
-/// llama.cpp's ggml-vocab-llama-spm.gguf. Rebuilt here from the same counter-based generator
-/// and written in the same layout, so the file is the one the script wrote (its sha256 is in the
-/// fixture) without committing 67 MB.
-enum TinyLlama {
+/// Kiln's tiny test models (scripts/make-tiny-models), one per architecture: hidden 256,
+/// feed-forward 512, 2 layers, 4 query heads sharing 1 key/value head, an untied output head, the
+/// vocabulary of llama.cpp's ggml-vocab-llama-spm.gguf, and each architecture's own tensors
+/// (qwen2: Q/K/V biases). Rebuilt here from the same counter-based generator and written in the
+/// same layout, so each file is the one the script wrote (its sha256 is in the fixture) without
+/// committing 67 MB.
+enum TinyModel: String, CaseIterable, Sendable {
+    case llama, qwen2
+
     static let hidden = 256, feedForward = 512, layers = 2, heads = 4, kvHeads = 1
 
     static var vocabularyPath: String {
@@ -26,16 +29,18 @@ enum TinyLlama {
         }
     }
 
-    /// Writes the F32 model to `path`.
-    static func write(to path: String) throws {
-        let vocabulary = try GGUFFile(path: vocabularyPath)
+    /// Writes this architecture's F32 model to `path`.
+    func write(to path: String) throws {
+        let hidden = Self.hidden, feedForward = Self.feedForward, layers = Self.layers, heads = Self.heads, kvHeads = Self.kvHeads
+        let a = rawValue
+        let vocabulary = try GGUFFile(path: Self.vocabularyPath)
         let tokens = try vocabulary.strings("tokenizer.ggml.tokens").count
         var metadata: [(key: String, value: GGUFValue)] = [
-            ("general.architecture", .string("llama")), ("general.name", .string("kiln-tiny-llama")),
-            ("llama.context_length", .uint32(512)), ("llama.embedding_length", .uint32(UInt32(hidden))),
-            ("llama.block_count", .uint32(UInt32(layers))), ("llama.feed_forward_length", .uint32(UInt32(feedForward))),
-            ("llama.attention.head_count", .uint32(UInt32(heads))), ("llama.attention.head_count_kv", .uint32(UInt32(kvHeads))),
-            ("llama.rope.freq_base", .float32(10000)), ("llama.attention.layer_norm_rms_epsilon", .float32(1e-5)),
+            ("general.architecture", .string(a)), ("general.name", .string("kiln-tiny-\(a)")),
+            ("\(a).context_length", .uint32(512)), ("\(a).embedding_length", .uint32(UInt32(hidden))),
+            ("\(a).block_count", .uint32(UInt32(layers))), ("\(a).feed_forward_length", .uint32(UInt32(feedForward))),
+            ("\(a).attention.head_count", .uint32(UInt32(heads))), ("\(a).attention.head_count_kv", .uint32(UInt32(kvHeads))),
+            ("\(a).rope.freq_base", .float32(10000)), ("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5)),
             ("general.file_type", .uint32(0)),
         ]
         metadata += vocabulary.metadata.filter { $0.key.hasPrefix("tokenizer.") }
@@ -46,9 +51,13 @@ enum TinyLlama {
         ]
         for l in 0..<layers {
             let p = "blk.\(l)."
-            plan += [(p + "attn_norm.weight", [hidden], 0), (p + "attn_q.weight", [hidden, hidden], 0x1p-4),
-                     (p + "attn_k.weight", [hidden, kv], 0x1p-4), (p + "attn_v.weight", [hidden, kv], 0x1p-4),
-                     (p + "attn_output.weight", [hidden, hidden], 0x1p-4), (p + "ffn_norm.weight", [hidden], 0),
+            plan += [(p + "attn_norm.weight", [hidden], 0), (p + "attn_q.weight", [hidden, hidden], 0x1p-4)]
+            if self == .qwen2 { plan.append((p + "attn_q.bias", [hidden], 0x1p-3)) }
+            plan.append((p + "attn_k.weight", [hidden, kv], 0x1p-4))
+            if self == .qwen2 { plan.append((p + "attn_k.bias", [kv], 0x1p-3)) }
+            plan.append((p + "attn_v.weight", [hidden, kv], 0x1p-4))
+            if self == .qwen2 { plan.append((p + "attn_v.bias", [kv], 0x1p-3)) }
+            plan += [(p + "attn_output.weight", [hidden, hidden], 0x1p-4), (p + "ffn_norm.weight", [hidden], 0),
                      (p + "ffn_gate.weight", [hidden, feedForward], 0x1p-4), (p + "ffn_up.weight", [hidden, feedForward], 0x1p-4),
                      (p + "ffn_down.weight", [feedForward, hidden], 0x1p-5)]
         }
@@ -57,7 +66,7 @@ enum TinyLlama {
         let writer = try DurableFile.Writer(path: path)
         try writer.write(header.bytes)
         for (index, (_, shape, amplitude)) in plan.enumerated() {
-            let values = weights(index: index, count: shape.reduce(1, *), amplitude: amplitude, norm: amplitude == 0)
+            let values = Self.weights(index: index, count: shape.reduce(1, *), amplitude: amplitude, norm: amplitude == 0)
             try values.withUnsafeBytes { try writer.write($0) }
             try writer.writeZeros(GGUFEncoder.padded(values.count * 4, to: 32) - values.count * 4)
         }
