@@ -6,7 +6,8 @@ import KilnKernels
 /// decoding a token allocates nothing.
 ///
 /// Per layer: x += Wo·attention(rope(Wq·n + bq), rope(Wk·n + bk), Wv·n + bv) with
-/// n = rmsNorm(x)·attn_norm (the biases where the file has them, RoPE pairs as the architecture says),
+/// n = rmsNorm(x)·attn_norm (the biases where the file has them; each query and key head
+/// RMS-normalized first where the architecture says so; RoPE pairs as it says),
 /// then x += Wdown·(silu(Wgate·m) ⊙ Wup·m) with m = rmsNorm(x)·ffn_norm. K and V are stored
 /// rounded to f16, as llama.cpp's default cache keeps them, and every kernel follows llama.cpp's
 /// CPU arithmetic step for step, so greedy decoding reproduces llama.cpp's tokens.
@@ -32,6 +33,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
     /// Logits of the last token of the last `forward` call: [vocabularySize].
     public let logits: UnsafeMutableBufferPointer<Float>
     private let hiddenActivations: QuantizedActivations
+    /// The attention output's, which is heads × head dimension wide (the hidden size for most).
+    private let attentionActivations: QuantizedActivations
     private let intermediateActivations: QuantizedActivations
     private let lastActivation: QuantizedActivations
     private let pool: ThreadPool
@@ -55,10 +58,10 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         let b = self.batchSize
         x = buffer(b * c.hiddenSize)
         normed = buffer(b * c.hiddenSize)
-        queries = buffer(b * c.hiddenSize)
+        queries = buffer(b * c.querySize)
         keys = buffer(b * c.kvSize)
         values = buffer(b * c.kvSize)
-        attention = buffer(b * c.hiddenSize)
+        attention = buffer(b * c.querySize)
         projected = buffer(b * c.hiddenSize)
         gate = buffer(b * c.intermediateSize)
         up = buffer(b * c.intermediateSize)
@@ -70,10 +73,12 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         // q8_K super-blocks and f16/bf16 rows only where a projection reads them (each costs per token).
         let hiddenReaders = layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up] }.map(\.type)
         hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b, types: hiddenReaders)
+        attentionActivations = c.querySize == c.hiddenSize
+            ? hiddenActivations : QuantizedActivations(columns: c.querySize, rows: b, types: layers.map(\.output.type))
         intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b, types: layers.map(\.down.type))
         lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1, types: [outputHead.type])
         for layer in layers {
-            queryKeyValue.append([project(layer.query, queries, c.hiddenSize), project(layer.key, keys, c.kvSize),
+            queryKeyValue.append([project(layer.query, queries, c.querySize), project(layer.key, keys, c.kvSize),
                                   project(layer.value, values, c.kvSize)])
             gateUp.append([project(layer.gate, gate, c.intermediateSize), project(layer.up, up, c.intermediateSize)])
         }
@@ -123,7 +128,7 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         let c = configuration
         let count = tokens.count
         lastBatchCount = count
-        let h = c.hiddenSize, kv = c.kvSize, f = c.intermediateSize
+        let h = c.hiddenSize, qs = c.querySize, kv = c.kvSize, f = c.intermediateSize, d = c.headDimension
         let embedding = weights.embedding
         let embeddingRow = embedding.type.rowBytes(columns: h)
         for (t, token) in zip(0..., tokens) {
@@ -135,15 +140,19 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
             normRows(count, layer.attentionNorm)
             hiddenActivations.quantize(UnsafeBufferPointer(normed), rows: count)
             QuantizedOps.matmul(group: queryKeyValue[l], activations: hiddenActivations, pool: pool)
-            addBias(layer.queryBias, to: queries, width: h, count: count)
+            addBias(layer.queryBias, to: queries, width: qs, count: count)
             addBias(layer.keyBias, to: keys, width: kv, count: count)
             addBias(layer.valueBias, to: values, width: kv, count: count)
             let cacheBase = l * contextSize * kv
             for t in 0..<count {
                 VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta,
                                      cos: cosines, sin: sines)
-                let q = UnsafeMutableBufferPointer(rebasing: queries[(t * h)..<((t + 1) * h)])
+                let q = UnsafeMutableBufferPointer(rebasing: queries[(t * qs)..<((t + 1) * qs)])
                 let k = UnsafeMutableBufferPointer(rebasing: keys[(t * kv)..<((t + 1) * kv)])
+                if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {
+                    for head in 0..<c.headCount { normHead(q, head, d, queryNorm) }
+                    for head in 0..<c.kvHeadCount { normHead(k, head, d, keyNorm) }
+                }
                 VectorOps.applyRoPE(q, headCount: c.headCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
                                     cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: c.architecture.ropePairing)
                 VectorOps.applyRoPE(k, headCount: c.kvHeadCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
@@ -164,8 +173,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
                                            masking: .causal(queryOffset: position), summation: summation,
                                            query: UnsafeBufferPointer(queries), key: cacheKeys, value: cacheValues,
                                            output: attention, pool: pool)
-            hiddenActivations.quantize(UnsafeBufferPointer(attention), rows: count)
-            QuantizedOps.matmul(layer.output.type, weights: layer.output.weights, rows: h, activations: hiddenActivations,
+            attentionActivations.quantize(UnsafeBufferPointer(attention), rows: count)
+            QuantizedOps.matmul(layer.output.type, weights: layer.output.weights, rows: h, activations: attentionActivations,
                                 output: projected, pool: pool)
             VectorOps.add(UnsafeBufferPointer(x), UnsafeBufferPointer(projected), into: x, count: count * h)
             // Feed-forward block.
@@ -182,6 +191,12 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
 
     private func project(_ p: DecoderWeights.Projection, _ output: UnsafeMutableBufferPointer<Float>, _ stride: Int) -> QuantizedMatrix {
         QuantizedMatrix(type: p.type, weights: p.weights, rows: p.rows, output: output, outputStride: stride)
+    }
+
+    /// RMSNorm of head `head` (`width` values) of one token's row, in place.
+    private func normHead(_ row: UnsafeMutableBufferPointer<Float>, _ head: Int, _ width: Int, _ weight: UnsafeBufferPointer<Float>) {
+        let slice = UnsafeMutableBufferPointer(rebasing: row[(head * width)..<((head + 1) * width)])
+        VectorOps.rmsNorm(UnsafeBufferPointer(slice), weight: weight, epsilon: configuration.rmsNormEpsilon, into: slice, count: width)
     }
 
     /// rows[t] += bias for the batch's `count` rows of `width`.

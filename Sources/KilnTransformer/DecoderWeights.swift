@@ -13,6 +13,8 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
         let query, key, value, output: Projection
         /// Added to the products before RoPE when the file carries them (attn_q.bias, …).
         let queryBias, keyBias, valueBias: UnsafeBufferPointer<Float>?
+        /// Each head's RMSNorm weight before RoPE, where the architecture normalizes heads.
+        let queryNorm, keyNorm: UnsafeBufferPointer<Float>?
         let feedForwardNorm: UnsafeBufferPointer<Float>
         let gate, up, down: Projection
     }
@@ -62,13 +64,15 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
             let p = "blk.\(i)."
             layers.append(Layer(
                 attentionNorm: try vector(p + "attn_norm.weight", c.hiddenSize),
-                query: try matrix(p + "attn_q.weight", rows: c.hiddenSize, columns: c.hiddenSize),
+                query: try matrix(p + "attn_q.weight", rows: c.querySize, columns: c.hiddenSize),
                 key: try matrix(p + "attn_k.weight", rows: c.kvSize, columns: c.hiddenSize),
                 value: try matrix(p + "attn_v.weight", rows: c.kvSize, columns: c.hiddenSize),
-                output: try matrix(p + "attn_output.weight", rows: c.hiddenSize, columns: c.hiddenSize),
-                queryBias: try optionalVector(p + "attn_q.bias", c.hiddenSize),
+                output: try matrix(p + "attn_output.weight", rows: c.hiddenSize, columns: c.querySize),
+                queryBias: try optionalVector(p + "attn_q.bias", c.querySize),
                 keyBias: try optionalVector(p + "attn_k.bias", c.kvSize),
                 valueBias: try optionalVector(p + "attn_v.bias", c.kvSize),
+                queryNorm: c.architecture.normalizesQueryKeyHeads ? try vector(p + "attn_q_norm.weight", c.headDimension) : nil,
+                keyNorm: c.architecture.normalizesQueryKeyHeads ? try vector(p + "attn_k_norm.weight", c.headDimension) : nil,
                 feedForwardNorm: try vector(p + "ffn_norm.weight", c.hiddenSize),
                 gate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, columns: c.hiddenSize),
                 up: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, columns: c.hiddenSize),

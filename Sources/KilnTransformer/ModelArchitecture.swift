@@ -9,6 +9,8 @@ public struct ModelArchitecture: Sendable, Equatable, CustomStringConvertible {
     public let name: String
     /// How RoPE pairs a head's dimensions (llama.cpp's "normal" mode for Llama files).
     public let ropePairing: RoPEPairing
+    /// Whether each query and key head is RMS-normalized (attn_q_norm, attn_k_norm) before RoPE.
+    public var normalizesQueryKeyHeads = false
 
     public var description: String { name }
 
@@ -23,8 +25,12 @@ public struct ModelArchitecture: Sendable, Equatable, CustomStringConvertible {
     /// the decoder adds for any architecture that carries them, as llama.cpp does).
     public static let qwen2 = ModelArchitecture(name: "qwen2", ropePairing: .halfSplit)
 
+    /// Qwen 3: NeoX-pair RoPE after an RMSNorm of every query and key head, heads of
+    /// `attention.key_length` whatever the width.
+    public static let qwen3 = ModelArchitecture(name: "qwen3", ropePairing: .halfSplit, normalizesQueryKeyHeads: true)
+
     /// Every architecture Kiln runs.
-    public static let registry: [ModelArchitecture] = [.llama, .qwen2]
+    public static let registry: [ModelArchitecture] = [.llama, .qwen2, .qwen3]
 
     /// The registry entry for `general.architecture` = `name`; an error naming the supported ones
     /// for any other.

@@ -5,11 +5,15 @@ import KilnTestSupport
 /// Kiln's tiny test models (scripts/make-tiny-models), one per architecture: hidden 256,
 /// feed-forward 512, 2 layers, 4 query heads sharing 1 key/value head, an untied output head, the
 /// vocabulary of llama.cpp's ggml-vocab-llama-spm.gguf, and each architecture's own tensors
-/// (qwen2: Q/K/V biases). Rebuilt here from the same counter-based generator and written in the
+/// (qwen2: Q/K/V biases; qwen3: heads of 128 on the 256-wide model, each query and key head
+/// RMS-normalized). Rebuilt here from the same counter-based generator and written in the
 /// same layout, so each file is the one the script wrote (its sha256 is in the fixture) without
 /// committing 67 MB.
 enum TinyModel: String, CaseIterable, Sendable {
-    case llama, qwen2
+    case llama, qwen2, qwen3
+
+    /// qwen3's heads are wider than hidden / heads, as Qwen 3's are.
+    var headDimension: Int? { self == .qwen3 ? 128 : nil }
 
     static let hidden = 256, feedForward = 512, layers = 2, heads = 4, kvHeads = 1
 
@@ -40,24 +44,28 @@ enum TinyModel: String, CaseIterable, Sendable {
             ("\(a).context_length", .uint32(512)), ("\(a).embedding_length", .uint32(UInt32(hidden))),
             ("\(a).block_count", .uint32(UInt32(layers))), ("\(a).feed_forward_length", .uint32(UInt32(feedForward))),
             ("\(a).attention.head_count", .uint32(UInt32(heads))), ("\(a).attention.head_count_kv", .uint32(UInt32(kvHeads))),
+            ] + (headDimension.map { [("\(a).attention.key_length", .uint32(UInt32($0))),
+                                      ("\(a).attention.value_length", .uint32(UInt32($0)))] } ?? []) + [
             ("\(a).rope.freq_base", .float32(10000)), ("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5)),
             ("general.file_type", .uint32(0)),
         ]
         metadata += vocabulary.metadata.filter { $0.key.hasPrefix("tokenizer.") }
-        let kv = hidden / heads * kvHeads
+        let head = headDimension ?? hidden / heads
+        let kv = head * kvHeads, q = head * heads
         // (name, [columns, rows] as GGUF lists them, amplitude; 0 for a norm)
         var plan: [(String, [Int], Float)] = [
             ("token_embd.weight", [hidden, tokens], 1), ("output_norm.weight", [hidden], 0), ("output.weight", [hidden, tokens], 0x1p-4),
         ]
         for l in 0..<layers {
             let p = "blk.\(l)."
-            plan += [(p + "attn_norm.weight", [hidden], 0), (p + "attn_q.weight", [hidden, hidden], 0x1p-4)]
+            plan += [(p + "attn_norm.weight", [hidden], 0), (p + "attn_q.weight", [hidden, q], 0x1p-4)]
             if self == .qwen2 { plan.append((p + "attn_q.bias", [hidden], 0x1p-3)) }
             plan.append((p + "attn_k.weight", [hidden, kv], 0x1p-4))
             if self == .qwen2 { plan.append((p + "attn_k.bias", [kv], 0x1p-3)) }
             plan.append((p + "attn_v.weight", [hidden, kv], 0x1p-4))
             if self == .qwen2 { plan.append((p + "attn_v.bias", [kv], 0x1p-3)) }
-            plan += [(p + "attn_output.weight", [hidden, hidden], 0x1p-4), (p + "ffn_norm.weight", [hidden], 0),
+            if self == .qwen3 { plan += [(p + "attn_q_norm.weight", [head], 0), (p + "attn_k_norm.weight", [head], 0)] }
+            plan += [(p + "attn_output.weight", [q, hidden], 0x1p-4), (p + "ffn_norm.weight", [hidden], 0),
                      (p + "ffn_gate.weight", [hidden, feedForward], 0x1p-4), (p + "ffn_up.weight", [hidden, feedForward], 0x1p-4),
                      (p + "ffn_down.weight", [feedForward, hidden], 0x1p-5)]
         }

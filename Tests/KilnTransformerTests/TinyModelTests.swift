@@ -100,8 +100,32 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mamba-\(getpid()).gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data(header).write(to: URL(fileURLWithPath: path))
-        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama, qwen2)")) {
+        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama, qwen2, qwen3)")) {
             _ = try DecoderWeights(file: try GGUFFile(path: path))
+        }
+    }
+
+    /// Head sizes that contradict each other are refused by key before any buffer is sized.
+    @Test func contradictoryHeadSizesAreNamed() throws {
+        func configuration(_ extra: [(key: String, value: GGUFValue)]) throws -> DecoderConfiguration {
+            let metadata: [(key: String, value: GGUFValue)] = [
+                ("general.architecture", .string("qwen3")), ("qwen3.context_length", .uint32(64)),
+                ("qwen3.embedding_length", .uint32(256)), ("qwen3.block_count", .uint32(1)),
+                ("qwen3.feed_forward_length", .uint32(256)), ("qwen3.attention.head_count", .uint32(4)),
+                ("qwen3.attention.layer_norm_rms_epsilon", .float32(1e-6)), ("tokenizer.ggml.tokens", .array(.string(["a", "b"]))),
+            ] + extra
+            let (header, _) = try GGUFEncoder.header(metadata: metadata, tensors: [])
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-heads-\(getpid()).gguf").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try Data(header).write(to: URL(fileURLWithPath: path))
+            return try DecoderConfiguration(gguf: try GGUFFile(path: path))
+        }
+        #expect(try configuration([("qwen3.attention.key_length", .uint32(128))]).querySize == 512)
+        #expect(throws: GGUFError.invalid(field: "qwen3.attention.value_length", reason: "64 differs from the key length 128")) {
+            _ = try configuration([("qwen3.attention.key_length", .uint32(128)), ("qwen3.attention.value_length", .uint32(64))])
+        }
+        #expect(throws: GGUFError.invalid(field: "qwen3.attention.head_count_kv", reason: "3 does not divide the head count 4")) {
+            _ = try configuration([("qwen3.attention.head_count_kv", .uint32(3))])
         }
     }
 
