@@ -13,13 +13,15 @@ public enum RoPEPairing: Sendable {
 }
 
 extension VectorOps {
-    /// Fills cos[i], sin[i] for i < rotaryDimension/2 with the angle position·base^(−2i/rotaryDimension).
+    /// Fills cos[i], sin[i] for i < rotaryDimension/2 with the angle position·base^(−2i/rotaryDimension),
+    /// divided by `frequencyFactors[i]` when given (Llama 3's rope_freqs).
     ///
     /// The angle is advanced by repeated multiplication in Float, as ggml does, so positions match
     /// llama.cpp's rotation to the last bit rather than only to rounding.
     public static func ropeAngles(
         position: Int, rotaryDimension: Int, base: Float,
-        cos: UnsafeMutableBufferPointer<Float>, sin: UnsafeMutableBufferPointer<Float>
+        cos: UnsafeMutableBufferPointer<Float>, sin: UnsafeMutableBufferPointer<Float>,
+        frequencyFactors: UnsafeBufferPointer<Float>? = nil
     ) {
         kernelRequire(rotaryDimension > 0 && rotaryDimension % 2 == 0, "rotaryDimension must be positive and even, got \(rotaryDimension)")
         kernelRequire(base > 0, "base must be positive, got \(base)")
@@ -27,11 +29,13 @@ extension VectorOps {
         let half = rotaryDimension / 2
         requireCount(cos.count, atLeast: half, "cos")
         requireCount(sin.count, atLeast: half, "sin")
+        if let frequencyFactors { requireCount(frequencyFactors.count, atLeast: half, "frequencyFactors") }
         let thetaScale = powf(base, -2 / Float(rotaryDimension))
         var theta = Float(position)
         for i in 0..<half {
-            cos[i] = cosf(theta)
-            sin[i] = sinf(theta)
+            let angle = frequencyFactors.map { theta / $0[i] } ?? theta
+            cos[i] = cosf(angle)
+            sin[i] = sinf(angle)
             theta *= thetaScale
         }
     }

@@ -146,7 +146,7 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
             let cacheBase = l * contextSize * kv
             for t in 0..<count {
                 VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta,
-                                     cos: cosines, sin: sines)
+                                     cos: cosines, sin: sines, frequencyFactors: weights.ropeFrequencyFactors)
                 let q = UnsafeMutableBufferPointer(rebasing: queries[(t * qs)..<((t + 1) * qs)])
                 let k = UnsafeMutableBufferPointer(rebasing: keys[(t * kv)..<((t + 1) * kv)])
                 if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {

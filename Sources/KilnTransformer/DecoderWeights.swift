@@ -30,6 +30,8 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
     let embedding: Projection  // token_embd: vocabulary × hidden, also the output head when tied
     let outputHead: Projection
     let outputNorm: UnsafeBufferPointer<Float>
+    /// Divisors of the RoPE angles, one per rotated pair, where the file and architecture have them.
+    let ropeFrequencyFactors: UnsafeBufferPointer<Float>?
 
     public init(file: GGUFFile) throws {
         let c = try DecoderConfiguration(gguf: file)
@@ -83,5 +85,10 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
         outputHead = file.tensor(named: "output.weight") != nil
             ? try matrix("output.weight", rows: c.vocabularySize, columns: c.hiddenSize) : embedding
         outputNorm = try vector("output_norm.weight", c.hiddenSize)
+        ropeFrequencyFactors = c.architecture.readsRopeFrequencyFactors
+            ? try optionalVector("rope_freqs.weight", c.rotaryDimension / 2) : nil
+        if let factors = ropeFrequencyFactors, let bad = factors.first(where: { !($0.isFinite && $0 > 0) }) {
+            throw GGUFError.invalid(field: "tensor rope_freqs.weight", reason: "factor \(bad) is not a positive number")
+        }
     }
 }

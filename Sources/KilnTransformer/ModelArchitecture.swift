@@ -11,6 +11,8 @@ public struct ModelArchitecture: Sendable, Equatable, CustomStringConvertible {
     public let ropePairing: RoPEPairing
     /// Whether each query and key head is RMS-normalized (attn_q_norm, attn_k_norm) before RoPE.
     public var normalizesQueryKeyHeads = false
+    /// Whether a rope_freqs.weight tensor, when present, divides the RoPE angles (Llama 3.1+).
+    public var readsRopeFrequencyFactors = false
 
     public var description: String { name }
 
@@ -19,7 +21,8 @@ public struct ModelArchitecture: Sendable, Equatable, CustomStringConvertible {
 
     /// Llama 2 / SmolLM-style decoders: RMSNorm, SiLU-gated feed-forward, adjacent-pair RoPE,
     /// grouped-query attention, an optional separate output head.
-    public static let llama = ModelArchitecture(name: "llama", ropePairing: .adjacent)
+    /// Llama 3.1+ files add per-frequency RoPE divisors (rope_freqs.weight).
+    public static let llama = ModelArchitecture(name: "llama", ropePairing: .adjacent, readsRopeFrequencyFactors: true)
 
     /// Qwen 2 / 2.5: Llama's blocks with NeoX-pair RoPE (and, in its files, Q/K/V biases, which
     /// the decoder adds for any architecture that carries them, as llama.cpp does).

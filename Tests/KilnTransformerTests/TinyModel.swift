@@ -6,11 +6,17 @@ import KilnTestSupport
 /// feed-forward 512, 2 layers, 4 query heads sharing 1 key/value head, an untied output head, the
 /// vocabulary of llama.cpp's ggml-vocab-llama-spm.gguf, and each architecture's own tensors
 /// (qwen2: Q/K/V biases; qwen3: heads of 128 on the 256-wide model, each query and key head
-/// RMS-normalized). Rebuilt here from the same counter-based generator and written in the
+/// RMS-normalized; llama3: a `llama` file with Llama 3's RoPE base and frequency divisors). Rebuilt here from the same counter-based generator and written in the
 /// same layout, so each file is the one the script wrote (its sha256 is in the fixture) without
 /// committing 67 MB.
 enum TinyModel: String, CaseIterable, Sendable {
-    case llama, qwen2, qwen3
+    case llama, qwen2, qwen3, llama3
+
+    /// general.architecture: llama3 is a `llama` file.
+    var architecture: String { self == .llama3 ? "llama" : rawValue }
+    /// llama3's rope_freqs.weight, one divisor per rotated pair (32): Llama 3's shape, 1 for the
+    /// fast frequencies rising to 8 for the slow ones, in values a float holds exactly.
+    static let ropeFactors: [Float] = [Float](repeating: 1, count: 12) + [2, 3, 4, 5, 6, 7, 7.5, 7.75] + [Float](repeating: 8, count: 12)
 
     /// qwen3's heads are wider than hidden / heads, as Qwen 3's are.
     var headDimension: Int? { self == .qwen3 ? 128 : nil }
@@ -36,17 +42,17 @@ enum TinyModel: String, CaseIterable, Sendable {
     /// Writes this architecture's F32 model to `path`.
     func write(to path: String) throws {
         let hidden = Self.hidden, feedForward = Self.feedForward, layers = Self.layers, heads = Self.heads, kvHeads = Self.kvHeads
-        let a = rawValue
+        let a = architecture
         let vocabulary = try GGUFFile(path: Self.vocabularyPath)
         let tokens = try vocabulary.strings("tokenizer.ggml.tokens").count
         var metadata: [(key: String, value: GGUFValue)] = [
-            ("general.architecture", .string(a)), ("general.name", .string("kiln-tiny-\(a)")),
+            ("general.architecture", .string(a)), ("general.name", .string("kiln-tiny-\(rawValue)")),
             ("\(a).context_length", .uint32(512)), ("\(a).embedding_length", .uint32(UInt32(hidden))),
             ("\(a).block_count", .uint32(UInt32(layers))), ("\(a).feed_forward_length", .uint32(UInt32(feedForward))),
             ("\(a).attention.head_count", .uint32(UInt32(heads))), ("\(a).attention.head_count_kv", .uint32(UInt32(kvHeads))),
             ] + (headDimension.map { [("\(a).attention.key_length", .uint32(UInt32($0))),
                                       ("\(a).attention.value_length", .uint32(UInt32($0)))] } ?? []) + [
-            ("\(a).rope.freq_base", .float32(10000)), ("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5)),
+            ("\(a).rope.freq_base", .float32(self == .llama3 ? 500_000 : 10000)), ("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5)),
             ("general.file_type", .uint32(0)),
         ]
         metadata += vocabulary.metadata.filter { $0.key.hasPrefix("tokenizer.") }
@@ -69,12 +75,13 @@ enum TinyModel: String, CaseIterable, Sendable {
                      (p + "ffn_gate.weight", [hidden, feedForward], 0x1p-4), (p + "ffn_up.weight", [hidden, feedForward], 0x1p-4),
                      (p + "ffn_down.weight", [feedForward, hidden], 0x1p-5)]
         }
+        if self == .llama3 { plan.append(("rope_freqs.weight", [Self.ropeFactors.count], -1)) }  // explicit values
         let entries = plan.map { GGUFEncoder.TensorEntry(name: $0.0, shape: $0.1, type: .f32) }
         let header = try GGUFEncoder.header(metadata: metadata, tensors: entries)
         let writer = try DurableFile.Writer(path: path)
         try writer.write(header.bytes)
         for (index, (_, shape, amplitude)) in plan.enumerated() {
-            let values = Self.weights(index: index, count: shape.reduce(1, *), amplitude: amplitude, norm: amplitude == 0)
+            let values = amplitude < 0 ? Self.ropeFactors : Self.weights(index: index, count: shape.reduce(1, *), amplitude: amplitude, norm: amplitude == 0)
             try values.withUnsafeBytes { try writer.write($0) }
             try writer.writeZeros(GGUFEncoder.padded(values.count * 4, to: 32) - values.count * 4)
         }
