@@ -25,11 +25,11 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Context size in tokens.") var context = 2048
 
     func run() throws {
-        let file: GGUFFile, tokenizer: any Tokenizer, llama: DecoderSequence
+        let file: GGUFFile, tokenizer: any Tokenizer, sequence: DecoderSequence
         do {
             file = try GGUFFile(path: model)
             tokenizer = try GGUFTokenizer.load(from: file)
-            llama = try DecoderSequence(file: file, contextSize: context)
+            sequence = try DecoderSequence(file: file, contextSize: context)
         } catch {
             throw CLIError("\(model): \(error)")
         }
@@ -39,7 +39,7 @@ struct ChatCommand: ParsableCommand {
         var sampling = SamplingParameters()
         (sampling.temperature, sampling.topK, sampling.topP, sampling.minP, sampling.repetitionPenalty) =
             (temperature, topK, topP, minP, repeatPenalty)
-        let generator = TokenGenerator(model: llama, tokenizer: tokenizer)
+        let generator = TokenGenerator(model: sequence, tokenizer: tokenizer)
         let (bos, eos) = templateMarkers(tokenizer)
         var messages: [ChatTemplate.Message] = system.map { [.init(role: "system", content: $0)] } ?? []
         var cached: [Int] = []  // tokens whose keys and values are in the cache

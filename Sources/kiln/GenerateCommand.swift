@@ -56,17 +56,17 @@ struct GenerateCommand: ParsableCommand {
         let loadStart = monotonicNanoseconds()
         let file: GGUFFile
         let tokenizer: any Tokenizer
-        let llama: DecoderSequence
+        let sequence: DecoderSequence
         let pool = threads.map { ThreadPool(threadCount: $0) } ?? ThreadPool.shared
         do {
             file = try GGUFFile(path: model)
             tokenizer = try GGUFTokenizer.load(from: file)
-            llama = try DecoderSequence(file: file, contextSize: context, pool: pool)
+            sequence = try DecoderSequence(file: file, contextSize: context, pool: pool)
         } catch {
             throw CLIError("\(model): \(error)")
         }
         let loadSeconds = Double(monotonicNanoseconds() - loadStart) * 1e-9
-        let promptIds = try promptTokenIds(file, tokenizer, vocabulary: llama.configuration.vocabularySize)
+        let promptIds = try promptTokenIds(file, tokenizer, vocabulary: sequence.configuration.vocabularySize)
         guard !promptIds.isEmpty else { throw CLIError("the prompt has no tokens") }
         guard promptIds.count + maxTokens <= context else {
             throw CLIError("the prompt (\(promptIds.count) tokens) plus --max-tokens \(maxTokens) exceed the context of \(context); raise --context")
@@ -80,10 +80,10 @@ struct GenerateCommand: ParsableCommand {
         sampling.penaltyWindow = repeatLastN
         sampling.presencePenalty = presencePenalty
         sampling.frequencyPenalty = frequencyPenalty
-        let generator = TokenGenerator(model: llama, tokenizer: tokenizer)
+        let generator = TokenGenerator(model: sequence, tokenizer: tokenizer)
         if let logitsOut {
-            try llama.forward(promptIds, startPosition: 0)
-            try writeAtomically(Data(buffer: llama.logits), to: logitsOut)
+            try sequence.forward(promptIds, startPosition: 0)
+            try writeAtomically(Data(buffer: sequence.logits), to: logitsOut)
         }
         let result: TokenGenerator.Result
         do {

@@ -38,12 +38,12 @@ struct GenerateBenchCommand: ParsableCommand {
     func run() throws {
         let threadCount = threads ?? ThreadPool.defaultThreadCount
         let pool = ThreadPool(threadCount: threadCount)
-        let file: GGUFFile, tokenizer: any Tokenizer, llama: DecoderSequence
+        let file: GGUFFile, tokenizer: any Tokenizer, sequence: DecoderSequence
         let loadStart = monotonicNanoseconds()
         do {
             file = try GGUFFile(path: model)
             tokenizer = try GGUFTokenizer.load(from: file)
-            llama = try DecoderSequence(file: file, contextSize: 2048, batchSize: 512, pool: pool)
+            sequence = try DecoderSequence(file: file, contextSize: 2048, batchSize: 512, pool: pool)
         } catch {
             throw CLIError("\(model): \(error)")
         }
@@ -59,16 +59,16 @@ struct GenerateBenchCommand: ParsableCommand {
             try body()
             return Double(monotonicNanoseconds() - t) * 1e-9
         }
-        func argmax() -> Int { VectorOps.argmax(UnsafeBufferPointer(llama.logits), count: llama.logits.count) }
-        func prefill() throws -> Double { try seconds { try llama.forward(prefillIds, startPosition: 0) } }
+        func argmax() -> Int { VectorOps.argmax(UnsafeBufferPointer(sequence.logits), count: sequence.logits.count) }
+        func prefill() throws -> Double { try seconds { try sequence.forward(prefillIds, startPosition: 0) } }
         func decode() throws -> (Double, [Int]) {
-            try llama.forward(decodeIds, startPosition: 0)
+            try sequence.forward(decodeIds, startPosition: 0)
             var token = argmax()
             var produced: [Int] = []
             produced.reserveCapacity(genTokens)
             let t = try seconds {
                 for i in 0..<genTokens {
-                    try llama.forward([token], startPosition: decodeIds.count + i)
+                    try sequence.forward([token], startPosition: decodeIds.count + i)
                     token = argmax()
                     produced.append(token)
                 }
@@ -78,7 +78,7 @@ struct GenerateBenchCommand: ParsableCommand {
         func firstToken() throws -> Double {
             try seconds {
                 let ids = tokenizer.encode(ttftText, addSpecial: false, parseSpecial: false)
-                try llama.forward(ids, startPosition: 0)
+                try sequence.forward(ids, startPosition: 0)
                 _ = try tokenizer.decode([argmax()], skipSpecial: false)
             }
         }
