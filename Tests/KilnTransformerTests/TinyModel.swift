@@ -18,6 +18,11 @@ enum TinyModel: String, CaseIterable, Sendable {
     /// fast frequencies rising to 8 for the slow ones, in values a float holds exactly.
     static let ropeFactors: [Float] = [Float](repeating: 1, count: 12) + [2, 3, 4, 5, 6, 7, 7.5, 7.75] + [Float](repeating: 8, count: 12)
 
+    /// Where the tests write this model's F32 base (per test process).
+    static func basePath(_ model: TinyModel) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-\(getpid()).\(model.rawValue).F32.gguf").path
+    }
+
     /// qwen3's heads are wider than hidden / heads, as Qwen 3's are.
     var headDimension: Int? { self == .qwen3 ? 128 : nil }
 

@@ -30,15 +30,16 @@ import Testing
     /// "ARCH TYPE" for every recorded quantized file.
     static let cases = TinyModel.allCases.flatMap { m in records[m]!.types.keys.filter { $0 != "F32" }.sorted().map { "\(m.rawValue) \($0)" } }
 
-    /// The F32 bases, written once per test process.
+    /// The F32 bases, written once per test process and removed when it exits.
     static let bases: [TinyModel: String] = {
         guard FileManager.default.fileExists(atPath: TinyModel.vocabularyPath) else { return [:] }
         var paths: [TinyModel: String] = [:]
         for model in TinyModel.allCases {
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-\(getpid()).\(model.rawValue).F32.gguf").path
+            let path = TinyModel.basePath(model)
             guard (try? model.write(to: path)) != nil else { return [:] }
             paths[model] = path
         }
+        atexit { for model in TinyModel.allCases { unlink(TinyModel.basePath(model)) } }
         return paths
     }()
 
