@@ -189,10 +189,11 @@ public final class WordPieceTokenizer: Tokenizer {
         return text
     }
 
-    // Character classes as BERT defines them.
-    private func isWhitespace(_ s: Unicode.Scalar) -> Bool {
-        s == " " || s == "\t" || s == "\n" || s == "\r" || s.properties.generalCategory == .spaceSeparator
-    }
+    // Character classes as Hugging Face's BERT normalizer and pre-tokenizer define them.
+    /// Unicode White_Space (Rust's char::is_whitespace): the space separators and also the line and
+    /// paragraph separators U+2028 / U+2029 and the C0/C1 spaces (which cleaning removes first as
+    /// controls).
+    private func isWhitespace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace }
 
     private func isControl(_ s: Unicode.Scalar) -> Bool {
         if s == "\t" || s == "\n" || s == "\r" { return false }

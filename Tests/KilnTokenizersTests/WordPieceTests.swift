@@ -35,6 +35,27 @@ import Testing
         #expect(try tokenizer.decode(ids, skipSpecial: true) == "creme brulee, isn't it?")
     }
 
+    /// Every Unicode White_Space character separates words and every control or format character
+    /// disappears, as Hugging Face's BERT normalizer and pre-tokenizer decide: "hello", U+2028,
+    /// "world" is two words, not one [UNK] (Tests/Fixtures/tokenizers/wordpiece-whitespace.json,
+    /// recorded by scripts/record-wordpiece-whitespace with the tokenizers package).
+    @Test func whitespaceAndControlCharactersMatchHuggingFace() throws {
+        struct Case: Decodable { let code_point: UInt32; let category: String; let text: String; let ids: [Int] }
+        struct Record: Decodable { let cases: [Case] }
+        let path = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/all-MiniLM-L6-v2/tokenizer.json")
+        guard FileManager.default.fileExists(atPath: path.path) else {
+            if Fixtures.isCI { Issue.record("model file missing: \(path.path) (run scripts/setup)") }
+            return
+        }
+        let tokenizer = try #require(try TokenizerJSON.load(contentsOf: path) as? WordPieceTokenizer)
+        let record = try JSONDecoder().decode(Record.self, from: Data(contentsOf: Fixtures.url("tokenizers/wordpiece-whitespace.json")))
+        #expect(record.cases.count == 96)
+        for c in record.cases {
+            let ids = tokenizer.encode(c.text, addSpecial: true, parseSpecial: false)
+            #expect(ids == c.ids, "U+\(String(c.code_point, radix: 16, uppercase: true)) (\(c.category))")
+        }
+    }
+
     @Test func bertGGUFMatchesLlamaCpp() throws {
         try VocabFixture.check("bert-bge", roundTrip: false, wordPieceTokenizer)
         let directory = Fixtures.url("tokenizers/llama-cpp-vocab")
