@@ -82,9 +82,6 @@ void kiln_half_matmul(int type, const uint8_t *base, size_t rowBytes, int64_t ro
                       int64_t columns,
                       KilnQ8Activations a, int64_t firstToken, int64_t tokenCount, float *out, int64_t outStride);
 
-/// Q3_K's 16 signed sub-block scales of the block at `p` (quant_types.c).
-void kiln_q3_K_scales(const uint8_t *p, int8_t *sc);
-
 /// IQ4_NL's and IQ4_XS's 16 grid values (quant_types.c).
 extern const int8_t kiln_iq4nl_values[16];
 

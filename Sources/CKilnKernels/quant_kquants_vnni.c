@@ -268,16 +268,6 @@ static inline float hsum8(__m256 x) {
     return _mm_cvtss_f32(r);
 }
 
-// The integer sums of the four 64-weight registers, [Σ s0, Σ s1, Σ s2, Σ s3].
-static inline __m128i reduce4(const __m512i s[4]) {
-    const __m512i a01 = _mm512_add_epi32(_mm512_shuffle_i64x2(s[0], s[1], 0x44), _mm512_shuffle_i64x2(s[0], s[1], 0xEE));
-    const __m512i a23 = _mm512_add_epi32(_mm512_shuffle_i64x2(s[2], s[3], 0x44), _mm512_shuffle_i64x2(s[2], s[3], 0xEE));
-    __m512i b = _mm512_add_epi32(_mm512_shuffle_i64x2(a01, a23, 0x88), _mm512_shuffle_i64x2(a01, a23, 0xDD));
-    b = _mm512_add_epi32(b, _mm512_shuffle_epi32(b, 0x4E));
-    b = _mm512_add_epi32(b, _mm512_shuffle_epi32(b, 0xB1));
-    return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), b));
-}
-
 // Eight int32 vectors' sums as one vector: lane i = Σ v[i].
 static inline __m256i reduce8(const __m256i v[8]) {
     __m256i a[4];
@@ -513,8 +503,9 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
                             x->pendingD[g] = d;
                             x->pendingDmin[g] = dmin;
                             if (x->pendingCount == GROUP) flush_rows(x);
-                        } else if (split_halves(type)) {
-                            // Span 128 (Q2_K's gemm): the first halves of the registers, then the second.
+                        } else {
+                            // Span 128 (Q2_K's gemm; Q4_K's groups of four take rows_gemm4_q4_K): the
+                            // first halves of the split registers, then the second.
                             const __m512i all = _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
                             const int32_t halves[2] = {reduce256(_mm512_castsi512_si256(all)), reduce256(_mm512_extracti64x4_epi64(all, 1))};
                             const int32_t minHalves[2] = {reduce256(_mm256_blend_epi32(mins, _mm256_setzero_si256(), 0xF0)),
@@ -522,20 +513,6 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
                             for (int h = 0; h < 2; h++) {
                                 run[t].acc = fmaf((float)halves[h], d, run[t].acc);
                                 run[t].accMin = fmaf((float)minHalves[h], dmin, run[t].accMin);
-                            }
-                        } else {
-                            int32_t sums[4], minSums[8];
-                            _mm_storeu_si128((__m128i *)sums, reduce4(scaled));
-                            _mm256_storeu_si256((__m256i *)minSums, mins);
-                            const int per = span / 64;  // registers (and pairs of min lanes) per span
-                            for (int s0 = 0; s0 < 4; s0 += per) {
-                                int32_t sum = 0, minSum = 0;
-                                for (int c = s0; c < s0 + per; c++) {
-                                    sum += sums[c];
-                                    minSum += minSums[2 * c] + minSums[2 * c + 1];
-                                }
-                                run[t].acc = fmaf((float)sum, d, run[t].acc);
-                                run[t].accMin = fmaf((float)minSum, dmin, run[t].accMin);
                             }
                         }
                         continue;

@@ -169,11 +169,6 @@ static void ints_q2_K(const uint8_t *p, int32_t *w) {
 }
 
 // Q3_K: 16 signed 6-bit scales (minus 32) and quants in −4…3.
-void kiln_q3_K_scales(const uint8_t *p, int8_t *sc) {
-    int32_t wide[16];
-    scales_q3_K(p, wide);
-    for (int i = 0; i < 16; i++) sc[i] = (int8_t)wide[i];
-}
 
 static void scales_q3_K(const uint8_t *p, int32_t *sc) {
     uint32_t aux[4];
