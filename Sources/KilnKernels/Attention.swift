@@ -371,11 +371,17 @@ public enum Attention {
     static func validate(
         _ shape: AttentionShape, _ masking: AttentionMasking, _ keyMask: UnsafeBufferPointer<UInt8>?,
         _ query: UnsafeBufferPointer<Float>, _ key: UnsafeBufferPointer<Float>, _ value: UnsafeBufferPointer<Float>,
-        _ outputCount: Int, _ lseCount: Int?, kernel: StaticString
+        _ outputCount: Int, _ lseCount: Int?, kernel: StaticString, allowsWindows: Bool = false
     ) {
         shape.validate(kernel: kernel)
-        if case .causal(let offset) = masking {
+        switch masking {
+        case .bidirectional: break
+        case .causal(let offset):
             kernelRequire(offset >= 0, "causal queryOffset must be non-negative, got \(offset)", kernel: kernel)
+        case .slidingWindow(let offset, let window):
+            kernelRequire(allowsWindows, "sliding-window masking is implemented by forwardHalfPrecision only", kernel: kernel)
+            kernelRequire(offset >= 0, "causal queryOffset must be non-negative, got \(offset)", kernel: kernel)
+            kernelRequire(window >= 1, "a sliding window must hold at least one key, got \(window)", kernel: kernel)
         }
         requireCount(query.count, atLeast: shape.queryExtent, "query", kernel: kernel)
         requireCount(key.count, atLeast: shape.keyExtent, "key", kernel: kernel)

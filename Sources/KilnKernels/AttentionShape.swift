@@ -84,12 +84,33 @@ public enum AttentionMasking: Sendable, Equatable {
     /// Query i sits at absolute position queryOffset + i and sees keys 0...queryOffset + i
     /// (prefill: offset = tokens already cached; decode: offset = keyCount − 1).
     case causal(queryOffset: Int)
+    /// Causal, and query i sees only the `window` latest keys, p − window + 1...p with
+    /// p = queryOffset + i: the sliding-window layers of Gemma, Phi-3 and Mistral.
+    case slidingWindow(queryOffset: Int, window: Int)
 
+    /// One past the last key query `query` sees.
     @inline(__always)
     func keyLimit(query: Int, keyCount: Int) -> Int {
         switch self {
         case .bidirectional: return keyCount
-        case .causal(let offset): return max(0, min(keyCount, offset + query + 1))
+        case .causal(let offset), .slidingWindow(let offset, _): return max(0, min(keyCount, offset + query + 1))
         }
     }
+
+    /// The first key query `query` sees.
+    @inline(__always)
+    func keyStart(query: Int) -> Int {
+        switch self {
+        case .bidirectional, .causal: return 0
+        case .slidingWindow(let offset, let window): return max(0, offset + query - window + 1)
+        }
+    }
+
+    /// The keys query `query` sees.
+    public func keyRange(query: Int, keyCount: Int) -> Range<Int> {
+        let limit = keyLimit(query: query, keyCount: keyCount)
+        return min(keyStart(query: query), limit)..<limit
+    }
+
+    var isWindowed: Bool { if case .slidingWindow = self { true } else { false } }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The order in which llama.cpp's CPU backend adds up attention products. It differs between a
 /// call with several queries (tinyBLAS tiles: one 16-lane FMA chain per output) and a call with a
 /// single query (`ggml_vec_dot_f16`: four 16-lane accumulators per 64 elements), and the last bits
@@ -15,14 +17,21 @@ extension Attention {
     /// `value` must hold f16-representable values (a cache written through `roundToHalf`), so every
     /// product is exact and only the order of additions matters.
     ///
+    /// With `softCap` c, each score s becomes c·tanh(s / c) before `scale` (Gemma 2's attention
+    /// logit soft-capping, in ggml's steps). A sliding window masks the keys before it as
+    /// llama.cpp's mask does — probability 0 at their own positions — so every sum keeps the
+    /// lanes it has without the window, and the masked keys cost nothing.
+    ///
     /// The fused `forward` keeps no score row and rounds nothing to f16; this form exists so that
     /// a model can reproduce llama.cpp token for token.
     public static func forwardHalfPrecision(
-        shape: AttentionShape, scale: Float, masking: AttentionMasking, summation: HalfPrecisionSummation,
+        shape: AttentionShape, scale: Float, softCap: Float? = nil, masking: AttentionMasking,
+        summation: HalfPrecisionSummation,
         query: UnsafeBufferPointer<Float>, key: UnsafeBufferPointer<Float>, value: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, pool: ThreadPool = .shared
     ) {
-        validate(shape, masking, nil, query, key, value, output.count, nil, kernel: "forwardHalfPrecision")
+        validate(shape, masking, nil, query, key, value, output.count, nil, kernel: "forwardHalfPrecision", allowsWindows: true)
+        if let softCap { kernelRequire(softCap.isFinite && softCap > 0, "softCap must be positive, got \(softCap)", kernel: "forwardHalfPrecision") }
         guard shape.rowCount > 0 else { return }
         let q = query.baseAddress!, o = output.baseAddress!
         let k = key.baseAddress, v = value.baseAddress
@@ -53,12 +62,20 @@ extension Attention {
                         continue
                     }
                     let keyBase = k + batch * shape.keyBatchStride + kvHead * hd
-                    for j in 0..<keyLimit {
-                        probabilities[j] = HalfPrecisionOrder.dot(q16, keyBase + j * shape.keyPositionStride, hd, summation) * scale
+                    // Keys before the window get probability 0; work starts at the 16-key chunk
+                    // holding the first visible key, so the softmax's chunks stay where they are.
+                    let keyStart = min(masking.keyStart(query: i), keyLimit - 1)
+                    let first = keyStart & ~15
+                    for j in first..<keyStart { probabilities[j] = -.infinity }
+                    for j in keyStart..<keyLimit {
+                        var s = HalfPrecisionOrder.dot(q16, keyBase + j * shape.keyPositionStride, hd, summation)
+                        if let softCap { s = tanhf(s * (1 / softCap)) * softCap }
+                        probabilities[j] = s * scale
                     }
-                    HalfPrecisionOrder.softmaxRoundedToHalf(probabilities, count: keyLimit)
+                    HalfPrecisionOrder.softmaxRoundedToHalf(probabilities + first, count: keyLimit - first)
                     let valueBase = v + batch * shape.valueBatchStride + kvHead * vd
-                    HalfPrecisionOrder.weightedSum(probabilities, count: keyLimit, values: valueBase,
+                    HalfPrecisionOrder.weightedSum(probabilities + first, firstKey: first, count: keyLimit - first,
+                                                   values: valueBase + first * shape.valuePositionStride,
                                                    stride: shape.valuePositionStride, dimension: vd, slots: slots,
                                                    partials: partials, paddedDimension: paddedValue, total: total)
                     outRow.update(from: total, count: vd)
@@ -132,17 +149,18 @@ enum HalfPrecisionOrder {
                               into: UnsafeMutableBufferPointer(start: x, count: padded), count: padded)
     }
 
-    /// total[d] = Σ_j p_j·v_j[d], vectorized over d: partial slot j % slots collects key j in order,
-    /// then the slots combine as the lanes of llama.cpp's accumulators do.
+    /// total[d] = Σ_j p_j·v_j[d], vectorized over d: partial slot (firstKey + j) % slots collects
+    /// key j in order (keys keep their lanes when the first ones are skipped), then the slots
+    /// combine as the lanes of llama.cpp's accumulators do.
     static func weightedSum(
-        _ p: UnsafePointer<Float>, count: Int, values: UnsafePointer<Float>, stride: Int, dimension: Int, slots: Int,
+        _ p: UnsafePointer<Float>, firstKey: Int = 0, count: Int, values: UnsafePointer<Float>, stride: Int, dimension: Int, slots: Int,
         partials: UnsafeMutablePointer<Float>, paddedDimension: Int, total: UnsafeMutablePointer<Float>
     ) {
         partials.update(repeating: 0, count: slots * paddedDimension)
         let whole = dimension & ~15
         for j in 0..<count where p[j] != 0 {
             // A zero probability adds exactly nothing to any lane, so skipping it changes no bit.
-            let slot = partials + (j % slots) * paddedDimension
+            let slot = partials + ((firstKey + j) % slots) * paddedDimension
             let row = values + j * stride
             let pj = Vector16(repeating: p[j])
             var d = 0

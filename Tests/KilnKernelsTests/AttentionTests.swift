@@ -259,10 +259,16 @@ extension Double {
             ("decode 77", decode, .causal(queryOffset: 76)),
             ("head dim 40", AttentionShape(queryCount: 5, keyCount: 70, headCount: 2, kvHeadCount: 1, headDimension: 40), .bidirectional),
             ("value dim 6", AttentionShape(batchCount: 2, queryCount: 3, keyCount: 20, headCount: 1, headDimension: 16, valueDimension: 6), .bidirectional),
+            // Windows that start mid-chunk, on a chunk edge, past a 64-key accumulator, and wider than the keys.
+            ("window 7 prefill 40", AttentionShape(queryCount: 40, keyCount: 40, headCount: 4, kvHeadCount: 1, headDimension: 64), .slidingWindow(queryOffset: 0, window: 7)),
+            ("window 16 chunk after 130", AttentionShape(queryCount: 6, keyCount: 136, headCount: 4, kvHeadCount: 2, headDimension: 64), .slidingWindow(queryOffset: 130, window: 16)),
+            ("window 70 decode 150", AttentionShape(queryCount: 1, keyCount: 150, headCount: 2, kvHeadCount: 1, headDimension: 32), .slidingWindow(queryOffset: 149, window: 70)),
+            ("window 1", AttentionShape(queryCount: 5, keyCount: 21, headCount: 2, kvHeadCount: 2, headDimension: 16), .slidingWindow(queryOffset: 16, window: 1)),
+            ("window beyond keys", AttentionShape(queryCount: 9, keyCount: 9, headCount: 2, kvHeadCount: 1, headDimension: 16, valueDimension: 6), .slidingWindow(queryOffset: 0, window: 500)),
         ]
     }()
 
-    @Test(arguments: [HalfPrecisionSummation.batch, .single], 0..<6)
+    @Test(arguments: [HalfPrecisionSummation.batch, .single], 0..<11)
     func matchesScalarStepsAndExactAttention(summation: HalfPrecisionSummation, index: Int) {
         let (_, shape, masking) = Self.cases[index]
         var rng = SeededGenerator(seed: 90 &+ UInt64(index))
@@ -281,6 +287,29 @@ extension Double {
         let exact = Reference.attention(shape: shape, scale: scale, masking: masking, keyMask: nil, query: q, key: k, value: v).output
         // f16 queries and probabilities: a few parts in a thousand.
         #expect(maxError(out, exact) <= 5e-3)
+    }
+
+    /// Gemma 2's soft-capped scores (c·tanh(s/c)) against the scalar steps, with a window; and the
+    /// cap changes the result (scores of ±3·√64 are far from linear in tanh at c = 5).
+    @Test(arguments: [HalfPrecisionSummation.batch, .single])
+    func softCappedScoresMatchScalarSteps(summation: HalfPrecisionSummation) {
+        let shape = AttentionShape(queryCount: 12, keyCount: 90, headCount: 4, kvHeadCount: 2, headDimension: 64)
+        let masking = AttentionMasking.slidingWindow(queryOffset: 78, window: 33)
+        var rng = SeededGenerator(seed: 41)
+        let q = rng.floats(shape.queryExtent, in: -3...3)
+        let k = rng.floats(shape.keyExtent, in: -3...3).map { Float(Float16($0)) }
+        let v = rng.floats(shape.valueExtent).map { Float(Float16($0)) }
+        func run(_ softCap: Float?) -> [Float] {
+            var out = [Float](repeating: .nan, count: shape.outputExtent)
+            Attention.forwardHalfPrecision(shape: shape, scale: 1, softCap: softCap, masking: masking, summation: summation,
+                                           query: q.buffer, key: k.buffer, value: v.buffer, output: out.mutableBuffer)
+            return out
+        }
+        let capped = run(5)
+        let steps = Reference.halfPrecisionAttention(shape: shape, scale: 1, softCap: 5, masking: masking, summation: summation,
+                                                     query: q, key: k, value: v)
+        #expect(capped.map(\.bitPattern) == steps.map(\.bitPattern))
+        #expect(maxError(capped, run(nil)) > 1e-2)
     }
 
     /// The two orders really differ somewhere (else a test of either would prove nothing).

@@ -87,7 +87,7 @@ extension Reference {
                 for i in 0..<shape.queryCount {
                     var scores = [Double](repeating: -.infinity, count: shape.keyCount)
                     for j in 0..<shape.keyCount {
-                        if case .causal(let offset) = masking, j > offset + i { continue }
+                        if !masking.keyRange(query: i, keyCount: shape.keyCount).contains(j) { continue }
                         if let keyMask, keyMask[b * shape.keyCount + j] == 0 { continue }
                         var s = 0.0
                         for d in 0..<hd {

@@ -1,11 +1,13 @@
+import Glibc
+
 extension Reference {
     /// `Attention.forwardHalfPrecision` one output at a time in scalar Swift, following llama.cpp's
     /// CPU steps literally: per score and per output element, the lanes of its accumulators
     /// (16 for a tinyBLAS FMA chain, 4 × 16 for `ggml_vec_dot_f16`) filled element by element,
     /// then combined as `_mm512_reduce_add_ps` combines them.
     public static func halfPrecisionAttention(
-        shape: AttentionShape, scale: Float, masking: AttentionMasking, summation: HalfPrecisionSummation,
-        query: [Float], key: [Float], value: [Float]
+        shape: AttentionShape, scale: Float, softCap: Float? = nil, masking: AttentionMasking,
+        summation: HalfPrecisionSummation, query: [Float], key: [Float], value: [Float]
     ) -> [Float] {
         var output = [Float](repeating: 0, count: shape.outputExtent)
         let hd = shape.headDimension, vd = shape.valueDimension
@@ -17,14 +19,19 @@ extension Reference {
                     let q = (0..<hd).map { Float(Float16(query[qBase + $0])) }
                     let limit = masking.keyLimit(query: i, keyCount: shape.keyCount)
                     guard limit > 0 else { continue }
+                    // As llama.cpp's mask: every key from 0 is scored, those outside the window at −∞.
+                    let visible = masking.keyRange(query: i, keyCount: shape.keyCount)
                     var scores = (0..<limit).map { j -> Float in
+                        guard visible.contains(j) else { return -.infinity }
                         let kBase = b * shape.keyBatchStride + j * shape.keyPositionStride + kvh * hd
-                        return orderedDot(hd, summation: summation) { q[$0] * key[kBase + $0] } * scale
+                        var s = orderedDot(hd, summation: summation) { q[$0] * key[kBase + $0] }
+                        if let softCap { s = tanhf(s * (1 / softCap)) * softCap }
+                        return s * scale
                     }
                     let maximum = scores.max()!
                     let padded = (limit + 15) / 16 * 16
                     var exps = [Float](repeating: 0, count: padded)
-                    for j in 0..<limit { exps[j] = expScalar(scores[j] - maximum) }
+                    for j in visible { exps[j] = expScalar(scores[j] - maximum) }
                     var sum = 0.0
                     for chunk in stride(from: 0, to: padded, by: 16) { sum += Double(reduceAdd16(Array(exps[chunk..<(chunk + 16)]))) }
                     let inverse = Float(1.0 / sum)

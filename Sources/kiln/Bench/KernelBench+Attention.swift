@@ -86,7 +86,7 @@ extension KernelBench {
                               c: p, ldc: s.keyCount)
                     for i in 0..<s.queryCount {
                         let row = UnsafeMutableBufferPointer(rebasing: p[(i * s.keyCount)..<((i + 1) * s.keyCount)])
-                        let limit = masking.visibleKeys(query: i, keyCount: s.keyCount)
+                        let limit = masking.keyRange(query: i, keyCount: s.keyCount).upperBound
                         for j in limit..<s.keyCount { row[j] = -.infinity }
                         VectorOps.softmax(UnsafeBufferPointer(row), into: row, count: s.keyCount)
                     }
@@ -95,15 +95,6 @@ extension KernelBench {
                               c: UnsafeMutableBufferPointer(rebasing: o[(b * s.outputBatchStride + h * s.valueDimension)...]), ldc: s.outputPositionStride)
                 }
             }
-        }
-    }
-}
-
-extension AttentionMasking {
-    func visibleKeys(query: Int, keyCount: Int) -> Int {
-        switch self {
-        case .bidirectional: return keyCount
-        case .causal(let offset): return max(0, min(keyCount, offset + query + 1))
         }
     }
 }
