@@ -28,6 +28,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
 
     // Scratch, [batchSize][width] unless noted.
     private let x, normed, queries, keys, values, attention, projected, gate, up: UnsafeMutableBufferPointer<Float>
+    /// The products of fused matrices before they are split: [batchSize][q + 2·kv] and [batchSize][2·ffn].
+    private let fusedQueryKeyValue, fusedGateUp: UnsafeMutableBufferPointer<Float>
     private let cosines, sines: UnsafeMutableBufferPointer<Float>  // [rotaryDimension / 2]
     private let keyCache, valueCache: UnsafeMutableBufferPointer<Float>  // [layer][context][kvSize]
     /// Logits of the last token of the last `forward` call: [vocabularySize].
@@ -65,22 +67,35 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         projected = buffer(b * c.hiddenSize)
         gate = buffer(b * c.intermediateSize)
         up = buffer(b * c.intermediateSize)
+        let fusesQKV = layers.contains { if case .fused = $0.queryKeyValue { true } else { false } }
+        let fusesGateUp = layers.contains { if case .fused = $0.gateUp { true } else { false } }
+        fusedQueryKeyValue = buffer(fusesQKV ? b * (c.querySize + 2 * c.kvSize) : 1)
+        fusedGateUp = buffer(fusesGateUp ? b * 2 * c.intermediateSize : 1)
         cosines = buffer(c.rotaryDimension / 2)
         sines = buffer(c.rotaryDimension / 2)
         keyCache = buffer(c.layerCount * self.contextSize * c.kvSize)
         valueCache = buffer(c.layerCount * self.contextSize * c.kvSize)
         logits = buffer(c.vocabularySize)
         // q8_K super-blocks and f16/bf16 rows only where a projection reads them (each costs per token).
-        let hiddenReaders = layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up] }.map(\.type)
+        let hiddenReaders = layers.flatMap { $0.projections }.map(\.type)
         hiddenActivations = QuantizedActivations(columns: c.hiddenSize, rows: b, types: hiddenReaders)
         attentionActivations = c.querySize == c.hiddenSize
             ? hiddenActivations : QuantizedActivations(columns: c.querySize, rows: b, types: layers.map(\.output.type))
         intermediateActivations = QuantizedActivations(columns: c.intermediateSize, rows: b, types: layers.map(\.down.type))
         lastActivation = QuantizedActivations(columns: c.hiddenSize, rows: 1, types: [outputHead.type])
         for layer in layers {
-            queryKeyValue.append([project(layer.query, queries, c.querySize), project(layer.key, keys, c.kvSize),
-                                  project(layer.value, values, c.kvSize)])
-            gateUp.append([project(layer.gate, gate, c.intermediateSize), project(layer.up, up, c.intermediateSize)])
+            switch layer.queryKeyValue {
+            case .separate(let q, let k, let v):
+                queryKeyValue.append([project(q, queries, c.querySize), project(k, keys, c.kvSize), project(v, values, c.kvSize)])
+            case .fused(let p):
+                queryKeyValue.append([project(p, fusedQueryKeyValue, p.rows)])
+            }
+            switch layer.gateUp {
+            case .separate(let g, let u):
+                gateUp.append([project(g, gate, c.intermediateSize), project(u, up, c.intermediateSize)])
+            case .fused(let p):
+                gateUp.append([project(p, fusedGateUp, p.rows)])
+            }
         }
     }
 
@@ -90,7 +105,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
     }
 
     deinit {
-        for b in [x, normed, queries, keys, values, attention, projected, gate, up, cosines, sines, keyCache, valueCache, logits] {
+        for b in [x, normed, queries, keys, values, attention, projected, gate, up, fusedQueryKeyValue, fusedGateUp,
+                  cosines, sines, keyCache, valueCache, logits] {
             b.deallocate()
         }
     }
@@ -120,12 +136,13 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         let outputHead = weights.outputHead
         QuantizedOps.matmul(outputHead.type, weights: outputHead.weights, rows: outputHead.rows, activations: lastActivation,
                             output: logits, pool: pool)
+        if let cap = c.finalLogitSoftCap { VectorOps.softCap(UnsafeBufferPointer(logits), cap: cap, into: logits, count: logits.count) }
     }
 
     private var lastBatchCount = 1
 
     private func runBatch(_ tokens: ArraySlice<Int>, at position: Int, summation: HalfPrecisionSummation) {
-        let c = configuration
+        let c = configuration, a = c.architecture
         let count = tokens.count
         lastBatchCount = count
         let h = c.hiddenSize, qs = c.querySize, kv = c.kvSize, f = c.intermediateSize, d = c.headDimension
@@ -135,17 +152,25 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
             QuantizedOps.dequantize(embedding.type, blocks: UnsafeRawBufferPointer(rebasing: embedding.weights[(token * embeddingRow)...]),
                                     count: h, into: UnsafeMutableBufferPointer(rebasing: x[(t * h)...]))
         }
+        if a.scalesEmbeddings {
+            VectorOps.scale(UnsafeBufferPointer(x), by: Float(h).squareRoot(), into: x, count: count * h)
+        }
+        // Queries scaled in f32 before the product, or the scores inside it.
+        let scoreScale: Float = a.scalesQueriesFirst ? 1 : c.attentionScale
         for (l, layer) in layers.enumerated() {
             // Attention block.
             normRows(count, layer.attentionNorm)
             hiddenActivations.quantize(UnsafeBufferPointer(normed), rows: count)
             QuantizedOps.matmul(group: queryKeyValue[l], activations: hiddenActivations, pool: pool)
+            if case .fused = layer.queryKeyValue {
+                split(fusedQueryKeyValue, count: count, into: [(queries, qs), (keys, kv), (values, kv)])
+            }
             addBias(layer.queryBias, to: queries, width: qs, count: count)
             addBias(layer.keyBias, to: keys, width: kv, count: count)
             addBias(layer.valueBias, to: values, width: kv, count: count)
             let cacheBase = l * contextSize * kv
             for t in 0..<count {
-                VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta,
+                VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta(layer: l),
                                      cos: cosines, sin: sines, frequencyFactors: weights.ropeFrequencyFactors)
                 let q = UnsafeMutableBufferPointer(rebasing: queries[(t * qs)..<((t + 1) * qs)])
                 let k = UnsafeMutableBufferPointer(rebasing: keys[(t * kv)..<((t + 1) * kv)])
@@ -154,9 +179,10 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
                     for head in 0..<c.kvHeadCount { normHead(k, head, d, keyNorm) }
                 }
                 VectorOps.applyRoPE(q, headCount: c.headCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
-                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: c.architecture.ropePairing)
+                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: a.ropePairing)
                 VectorOps.applyRoPE(k, headCount: c.kvHeadCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
-                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: c.architecture.ropePairing)
+                                    cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: a.ropePairing)
+                if a.scalesQueriesFirst { VectorOps.scale(UnsafeBufferPointer(q), by: c.attentionScale, into: q, count: qs) }
                 let slot = cacheBase + (position + t) * kv
                 VectorOps.roundToHalf(UnsafeBufferPointer(rebasing: keys[(t * kv)...]),
                                       into: UnsafeMutableBufferPointer(rebasing: keyCache[slot...]), count: kv)
@@ -169,23 +195,59 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
             shape.valueBatchStride = contextSize * kv
             let cacheKeys = UnsafeBufferPointer(rebasing: keyCache[cacheBase..<(cacheBase + contextSize * kv)])
             let cacheValues = UnsafeBufferPointer(rebasing: valueCache[cacheBase..<(cacheBase + contextSize * kv)])
-            Attention.forwardHalfPrecision(shape: shape, scale: 1 / Float(c.headDimension).squareRoot(),
-                                           masking: .causal(queryOffset: position), summation: summation,
+            let masking: AttentionMasking = c.layerWindows[l].map { .slidingWindow(queryOffset: position, window: $0) }
+                ?? .causal(queryOffset: position)
+            Attention.forwardHalfPrecision(shape: shape, scale: scoreScale, softCap: c.attentionSoftCap,
+                                           masking: masking, summation: summation,
                                            query: UnsafeBufferPointer(queries), key: cacheKeys, value: cacheValues,
                                            output: attention, pool: pool)
             attentionActivations.quantize(UnsafeBufferPointer(attention), rows: count)
             QuantizedOps.matmul(layer.output.type, weights: layer.output.weights, rows: h, activations: attentionActivations,
                                 output: projected, pool: pool)
-            VectorOps.add(UnsafeBufferPointer(x), UnsafeBufferPointer(projected), into: x, count: count * h)
+            addResidual(count, normalizedBy: layer.attentionOutputNorm)
             // Feed-forward block.
             normRows(count, layer.feedForwardNorm)
             hiddenActivations.quantize(UnsafeBufferPointer(normed), rows: count)
             QuantizedOps.matmul(group: gateUp[l], activations: hiddenActivations, pool: pool)
-            VectorOps.swiglu(gate: UnsafeBufferPointer(gate), up: UnsafeBufferPointer(up), into: gate, count: count * f)
+            if case .fused = layer.gateUp {
+                split(fusedGateUp, count: count, into: [(gate, f), (up, f)])
+            }
+            switch a.activation {
+            case .silu:
+                VectorOps.swiglu(gate: UnsafeBufferPointer(gate), up: UnsafeBufferPointer(up), into: gate, count: count * f)
+            case .geluTanh:
+                VectorOps.gegluHalfTable(gate: UnsafeBufferPointer(gate), up: UnsafeBufferPointer(up), into: gate, count: count * f)
+            }
             intermediateActivations.quantize(UnsafeBufferPointer(gate), rows: count)
             QuantizedOps.matmul(layer.down.type, weights: layer.down.weights, rows: h, activations: intermediateActivations,
                                 output: projected, pool: pool)
-            VectorOps.add(UnsafeBufferPointer(x), UnsafeBufferPointer(projected), into: x, count: count * h)
+            addResidual(count, normalizedBy: layer.feedForwardOutputNorm)
+        }
+    }
+
+    /// x += projected, each row of projected RMS-normalized first where the block has an output norm.
+    private func addResidual(_ count: Int, normalizedBy weight: UnsafeBufferPointer<Float>?) {
+        let h = configuration.hiddenSize
+        if let weight {
+            for t in 0..<count {
+                let row = UnsafeMutableBufferPointer(rebasing: projected[(t * h)..<((t + 1) * h)])
+                VectorOps.rmsNorm(UnsafeBufferPointer(row), weight: weight, epsilon: configuration.rmsNormEpsilon, into: row, count: h)
+            }
+        }
+        VectorOps.add(UnsafeBufferPointer(x), UnsafeBufferPointer(projected), into: x, count: count * h)
+    }
+
+    /// Copies each of `count` rows of a fused product into the parts' buffers, in order.
+    private func split(_ fused: UnsafeMutableBufferPointer<Float>, count: Int,
+                       into parts: [(UnsafeMutableBufferPointer<Float>, Int)]) {
+        let width = parts.reduce(0) { $0 + $1.1 }
+        for t in 0..<count {
+            var offset = t * width
+            for (part, w) in parts {
+                _ = UnsafeMutableBufferPointer(rebasing: part[(t * w)..<((t + 1) * w)])
+                    .update(fromContentsOf: UnsafeBufferPointer(rebasing: fused[offset..<(offset + w)]))
+                offset += w
+            }
         }
     }
 

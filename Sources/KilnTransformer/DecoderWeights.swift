@@ -10,13 +10,42 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
 
     struct Layer {
         let attentionNorm: UnsafeBufferPointer<Float>
-        let query, key, value, output: Projection
+        let queryKeyValue: QueryKeyValue
+        let output: Projection
         /// Added to the products before RoPE when the file carries them (attn_q.bias, …).
         let queryBias, keyBias, valueBias: UnsafeBufferPointer<Float>?
         /// Each head's RMSNorm weight before RoPE, where the architecture normalizes heads.
         let queryNorm, keyNorm: UnsafeBufferPointer<Float>?
+        /// RMSNorm weights of the attention and feed-forward outputs, where the architecture has them.
+        let attentionOutputNorm, feedForwardOutputNorm: UnsafeBufferPointer<Float>?
         let feedForwardNorm: UnsafeBufferPointer<Float>
-        let gate, up, down: Projection
+        let gateUp: GateUp
+        let down: Projection
+
+        var projections: [Projection] {
+            let qkv: [Projection], gu: [Projection]
+            switch queryKeyValue {
+            case .separate(let q, let k, let v): qkv = [q, k, v]
+            case .fused(let p): qkv = [p]
+            }
+            switch gateUp {
+            case .separate(let g, let u): gu = [g, u]
+            case .fused(let p): gu = [p]
+            }
+            return qkv + [output] + gu + [down]
+        }
+    }
+
+    /// Q, K and V as three matrices, or as one whose rows are Q's, then K's, then V's (attn_qkv).
+    enum QueryKeyValue {
+        case separate(Projection, Projection, Projection)
+        case fused(Projection)
+    }
+
+    /// The feed-forward gate and up matrices, or one ffn_up whose rows are the gate's then the up's.
+    enum GateUp {
+        case separate(gate: Projection, up: Projection)
+        case fused(Projection)
     }
 
     struct Projection {
@@ -62,22 +91,37 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
             file.tensor(named: name) == nil ? nil : try vector(name, count)
         }
         var layers: [Layer] = []
+        let a = c.architecture
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
+            let queryKeyValue: QueryKeyValue
+            if file.tensor(named: p + "attn_qkv.weight") != nil {
+                guard file.tensor(named: p + "attn_qkv.bias") == nil else {
+                    throw GGUFError.invalid(field: "tensor \(p)attn_qkv.bias", reason: "a fused QKV bias is not supported")
+                }
+                queryKeyValue = .fused(try matrix(p + "attn_qkv.weight", rows: c.querySize + 2 * c.kvSize, columns: c.hiddenSize))
+            } else {
+                queryKeyValue = .separate(try matrix(p + "attn_q.weight", rows: c.querySize, columns: c.hiddenSize),
+                                          try matrix(p + "attn_k.weight", rows: c.kvSize, columns: c.hiddenSize),
+                                          try matrix(p + "attn_v.weight", rows: c.kvSize, columns: c.hiddenSize))
+            }
+            let gateUp: GateUp = file.tensor(named: p + "ffn_gate.weight") == nil
+                ? .fused(try matrix(p + "ffn_up.weight", rows: 2 * c.intermediateSize, columns: c.hiddenSize))
+                : .separate(gate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, columns: c.hiddenSize),
+                            up: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, columns: c.hiddenSize))
             layers.append(Layer(
                 attentionNorm: try vector(p + "attn_norm.weight", c.hiddenSize),
-                query: try matrix(p + "attn_q.weight", rows: c.querySize, columns: c.hiddenSize),
-                key: try matrix(p + "attn_k.weight", rows: c.kvSize, columns: c.hiddenSize),
-                value: try matrix(p + "attn_v.weight", rows: c.kvSize, columns: c.hiddenSize),
+                queryKeyValue: queryKeyValue,
                 output: try matrix(p + "attn_output.weight", rows: c.hiddenSize, columns: c.querySize),
                 queryBias: try optionalVector(p + "attn_q.bias", c.querySize),
                 keyBias: try optionalVector(p + "attn_k.bias", c.kvSize),
                 valueBias: try optionalVector(p + "attn_v.bias", c.kvSize),
-                queryNorm: c.architecture.normalizesQueryKeyHeads ? try vector(p + "attn_q_norm.weight", c.headDimension) : nil,
-                keyNorm: c.architecture.normalizesQueryKeyHeads ? try vector(p + "attn_k_norm.weight", c.headDimension) : nil,
+                queryNorm: a.normalizesQueryKeyHeads ? try vector(p + "attn_q_norm.weight", c.headDimension) : nil,
+                keyNorm: a.normalizesQueryKeyHeads ? try vector(p + "attn_k_norm.weight", c.headDimension) : nil,
+                attentionOutputNorm: a.normalizesBlockOutputs ? try vector(p + "post_attention_norm.weight", c.hiddenSize) : nil,
+                feedForwardOutputNorm: a.normalizesBlockOutputs ? try vector(p + "post_ffw_norm.weight", c.hiddenSize) : nil,
                 feedForwardNorm: try vector(p + "ffn_norm.weight", c.hiddenSize),
-                gate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, columns: c.hiddenSize),
-                up: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, columns: c.hiddenSize),
+                gateUp: gateUp,
                 down: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, columns: c.intermediateSize)))
         }
         self.layers = layers

@@ -19,7 +19,7 @@ public enum GGUFTokenizer {
         var special = SpecialTokens(
             bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"),
             pad: id("tokenizer.ggml.padding_token_id"), unknown: id("tokenizer.ggml.unknown_token_id"))
-        special.endOfGeneration = endOfGeneration(tokens: tokens, kinds: kinds, eos: special.eos,
+        special.endOfGeneration = endOfGeneration(tokens: tokens, eos: special.eos,
                                                   eot: id("tokenizer.ggml.eot_token_id"), eom: id("tokenizer.ggml.eom_token_id"))
         switch model {
         case "gpt2":
@@ -45,20 +45,40 @@ public enum GGUFTokenizer {
         }
     }
 
-    /// The ids that end a reply: EOS, EOT and EOM, plus control tokens whose text marks an end
-    /// of turn or a fill-in-the-middle pad/repository/file separator, as llama.cpp collects them
-    /// (for SmolLM2: <|endoftext|>, <|im_end|>, <reponame>).
-    static func endOfGeneration(tokens: [String], kinds: [TokenKind]?, eos: Int?, eot: Int?, eom: Int?) -> Set<Int> {
-        var ids = Set([eos, eot, eom].compactMap { $0 })
-        let markers: Set<String> = [
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-            "<|end\u{2581}of\u{2581}sentence|>", "<end_of_utterance>", "<|return|>", "<|call|>",
-            "<|fim_pad|>", "<fim-pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>",
-            "<|file_sep|>",
+    /// The ids that end a reply, collected as llama.cpp's vocabulary loader collects them: EOS,
+    /// EOT and EOM; the first fill-in-the-middle pad, repository and file-separator tokens; every
+    /// token whose text marks an end of turn (whatever its type — llama.cpp makes it a control
+    /// token); then `<|end|>` is dropped where `<|return|>`/`<|call|>` or `<|calls|>`/`<|flush|>`
+    /// show it is a separator, and `</s>` where `<|tool_response>` or `<|plamo:eos|>` show it is
+    /// ordinary text. SmolLM2: <|endoftext|>, <|im_end|>, <reponame>; Gemma 3: <eos>,
+    /// <end_of_turn>, </s>.
+    static func endOfGeneration(tokens: [String], eos: Int?, eot: Int?, eom: Int?) -> Set<Int> {
+        let fillInTheMiddle: [Set<String>] = [
+            ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+            ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
+            ["<|file_sep|>"],
         ]
-        for (id, token) in tokens.enumerated() where markers.contains(token) {
-            if let kinds, kinds[id] != .control && kinds[id] != .userDefined { continue }
+        let endMarkers: Set<String> = [
+            "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+            "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+            "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+            "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>", "[e~[",
+        ]
+        var ids = Set([eos, eot, eom].compactMap { $0 }.filter { tokens.indices.contains($0) })
+        for names in fillInTheMiddle {
+            if let first = tokens.indices.first(where: { names.contains(tokens[$0]) }) { ids.insert(first) }
+        }
+        var byText: [String: Int] = [:]
+        for (id, token) in tokens.enumerated() where endMarkers.contains(token) {
             ids.insert(id)
+            byText[token] = id
+        }
+        let texts = Set(ids.map { tokens[$0] })
+        if let end = byText["<|end|>"], texts.isSuperset(of: ["<|return|>", "<|call|>"]) || texts.isSuperset(of: ["<|calls|>", "<|flush|>"]) {
+            ids.remove(end)
+        }
+        if let s = byText["</s>"], texts.contains("<|tool_response>") || texts.contains("<|plamo:eos|>") {
+            ids.remove(s)
         }
         return ids
     }

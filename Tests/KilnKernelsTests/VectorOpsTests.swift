@@ -121,6 +121,17 @@ import Testing
         }
     }
 
+    @Test func softCapBoundsTheValuesAsTanhDoes() {
+        let x: [Float] = [-1e6, -120, -30, -1, -1e-3, 0, 1e-3, 1, 29.9, 30, 120, 1e6]
+        var out = [Float](repeating: .nan, count: x.count)
+        VectorOps.softCap(x.buffer, cap: 30, into: out.mutableBuffer, count: x.count)
+        for (v, y) in zip(x, out) {
+            let exact = 30 * Foundation.tanh(Double(v) / 30)
+            #expect(abs(Double(y) - exact) <= 4e-7 * max(1, abs(exact)), "softCap(\(v)) = \(y), expected \(exact)")
+            #expect(abs(y) <= 30)
+        }
+    }
+
     @Test func activationsAtExtremes() {
         let x: [Float] = [-100, -20, 0, 20, 100]
         var out = [Float](repeating: .nan, count: 5)
@@ -196,5 +207,28 @@ import Testing
         for (i, (input, bits)) in Self.silu.enumerated() {
             #expect(out[i].bitPattern == bits, "silu(\(input)) = \(out[i]), llama.cpp \(Float(bitPattern: bits))")
         }
+    }
+
+    /// The GELU-tanh gate against ggml's own table: `ggml-gelu-table.f16` holds ggml_geglu_split's
+    /// output (up = 1) for every finite f16 gate below 10 in magnitude, in bit-pattern order.
+    @Test func gegluMatchesGGMLTable() throws {
+        let recorded = try Data(contentsOf: Fixtures.url("llm/ggml-gelu-table.f16")).withUnsafeBytes {
+            Array($0.bindMemory(to: UInt16.self)).map { Float(Float16(bitPattern: UInt16(littleEndian: $0))) }
+        }
+        let gates = (0..<65536).map { Float(Float16(bitPattern: UInt16($0))) }.filter { $0.isFinite && abs($0) < 10 }
+        #expect(gates.count == recorded.count)
+        let ones = [Float](repeating: 1, count: gates.count)
+        var out = [Float](repeating: .nan, count: gates.count)
+        VectorOps.gegluHalfTable(gate: gates.buffer, up: ones.buffer, into: out.mutableBuffer, count: gates.count)
+        let differing = zip(out, recorded).filter { $0.bitPattern != $1.bitPattern }
+        #expect(differing.isEmpty, "\(differing.count) gates differ, first \(differing.prefix(3))")
+        // Outside (−10, 10) ggml takes 0 or the gate itself; inside, the gate rounds to f16 first,
+        // so 9.9999 (f16 10.0) is 10·up, and f32 gates sharing an f16 value share the result.
+        let x: [Float] = [-10, -10.5, -1e30, 10, 12.25, 3e4, 9.9999, 0.333_333_3, 0.333_333_34]
+        let up: [Float] = [2, 2, 2, 0.5, -1.5, 2, 3, 1, 1]
+        var y = [Float](repeating: .nan, count: x.count)
+        VectorOps.gegluHalfTable(gate: x.buffer, up: up.buffer, into: y.mutableBuffer, count: x.count)
+        #expect(Array(y[0..<6]) == [0, 0, 0, 5, -18.375, 6e4])
+        #expect(y[6] == 30 && y[7] == y[8])
     }
 }

@@ -12,70 +12,19 @@ import Testing
     static let modelPath = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
     static func model() throws -> DecoderSequence? {
-        guard FileManager.default.fileExists(atPath: modelPath) else {
-            if Fixtures.isCI { Issue.record("model file missing: \(modelPath) (run scripts/setup)") }
-            return nil
-        }
-        return try DecoderSequence(file: try GGUFFile(path: modelPath), contextSize: 512, batchSize: 32)
-    }
-
-    struct LogitsCase: Decodable {
-        let prompt_ids: [Int]
-        let file: String
-        let argmax: Int
+        try LlamaCppRecording.model(at: modelPath, contextSize: 512, batchSize: 32)
     }
 
     /// Kiln follows llama.cpp's CPU arithmetic step for step, so the logits are the same floats.
     @Test(arguments: ["s-logits-01", "s-logits-02", "s-logits-03"]) func lastPositionLogitsMatchLlamaCpp(name: String) throws {
         guard let model = try Self.model() else { return }
-        let directory = Fixtures.url("llm/logits")
-        let meta = try JSONDecoder().decode(LogitsCase.self, from: Data(contentsOf: directory.appendingPathComponent("\(name).json")))
-        let expected = try Data(contentsOf: directory.appendingPathComponent(meta.file)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        try model.forward(meta.prompt_ids, startPosition: 0)
-        let logits = Array(model.logits)
-        #expect(VectorOps.argmax(UnsafeBufferPointer(model.logits), count: logits.count) == meta.argmax)
-        let differing = zip(logits, expected).filter { $0.bitPattern != $1.bitPattern }.count
-        let worst = zip(logits, expected).map { abs($0 - $1) }.max() ?? .infinity
-        #expect(differing == 0, "\(differing) of \(logits.count) logits differ, by up to \(worst)")
+        try LlamaCppRecording.expectLogits(of: model, directory: Fixtures.url("llm/logits"), name: name)
     }
 
-    struct GreedyCase: Decodable {
-        let id: String
-        let prompt_ids: [Int]
-        let generated_ids: [Int]
-        let step_margins: [Double]
-    }
-
-    struct GreedyFixture: Decodable { let cases: [GreedyCase] }
-
-    /// Greedy ids from `prompt` as llama.cpp produced them: the prompt in one call, then one
-    /// token per call, end-of-generation tokens fed back unless `stopAt` holds them.
-    static func greedy(_ model: DecoderSequence, prompt: [Int], steps: Int, stopAt: Set<Int> = []) throws -> [Int] {
-        try model.forward(prompt, startPosition: 0)
-        var generated: [Int] = []
-        for _ in 0..<steps {
-            let next = VectorOps.argmax(UnsafeBufferPointer(model.logits), count: model.logits.count)
-            generated.append(next)
-            if stopAt.contains(next) { break }
-            try model.forward([next], startPosition: prompt.count + generated.count - 1)
-        }
-        return generated
-    }
-
-    /// Every continuation equals llama.cpp's 48 greedy ids. A split would be allowed only where
-    /// llama.cpp's own top-1 − top-2 margin is below 0.1 (a genuine near-tie) and is printed.
+    /// Every continuation equals llama.cpp's 48 greedy ids (a split only at a genuine near-tie).
     @Test func greedyContinuationsMatchLlamaCpp() throws {
         guard let model = try Self.model() else { return }
-        let fixture = try JSONDecoder().decode(GreedyFixture.self, from: Data(contentsOf: Fixtures.url("llm/greedy.json")))
-        var nearTies: [String] = []
-        for c in fixture.cases {
-            let generated = try Self.greedy(model, prompt: c.prompt_ids, steps: c.generated_ids.count)
-            if let split = generated.indices.first(where: { generated[$0] != c.generated_ids[$0] }) {
-                #expect(c.step_margins[split] < 0.1, "\(c.id): differs at step \(split) where llama.cpp's margin is \(c.step_margins[split])")
-                nearTies.append("\(c.id) step \(split) (margin \(c.step_margins[split]))")
-            }
-        }
-        print("greedy: \(fixture.cases.count - nearTies.count) of \(fixture.cases.count) identical over 48 steps; near-tie splits: \(nearTies)")
+        try LlamaCppRecording.expectGreedy(of: model, fixture: Fixtures.url("llm/greedy.json"))
     }
 
     struct ChatCase: Decodable {
@@ -107,7 +56,7 @@ import Testing
             #expect(rendered == c.rendered_prompt, "\(c.id): rendered prompt differs")
             let ids = tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
             #expect(ids == c.prompt_ids, "\(c.id): prompt ids differ")
-            let generated = try Self.greedy(model, prompt: ids, steps: 64, stopAt: tokenizer.specialTokens.endOfGeneration)
+            let generated = try LlamaCppRecording.greedy(model, prompt: ids, steps: 64, stopAt: tokenizer.specialTokens.endOfGeneration)
             if let split = generated.indices.first(where: { $0 >= c.generated_ids.count || generated[$0] != c.generated_ids[$0] }) {
                 let margin = split < c.step_margins.count ? c.step_margins[split] : .infinity
                 #expect(margin < 0.1, "\(c.id): differs at step \(split) where llama.cpp's margin is \(margin)")

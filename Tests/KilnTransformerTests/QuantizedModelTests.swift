@@ -65,7 +65,7 @@ import Testing
                                                   prompt: fixture.logits.prompt_ids,
                                                   logits: Fixtures.url("quants/\(fixture.logits.file)"), argmax: fixture.logits.argmax)
         for c in fixture.greedy {
-            let generated = try LlamaModelTests.greedy(model, prompt: c.prompt_ids, steps: c.generated_ids.count)
+            let generated = try LlamaCppRecording.greedy(model, prompt: c.prompt_ids, steps: c.generated_ids.count)
             let split = generated.indices.first { generated[$0] != c.generated_ids[$0] }
             #expect(split == nil, "\(c.id): differs from llama.cpp at step \(split ?? -1)")
         }

@@ -66,7 +66,7 @@ import Testing
         let sequence = try QuantizedModelTests.expectTypesAndLogits(path: path, label: label, typeCounts: entry.tensor_type_counts,
                                                                     prompt: entry.prompt_ids, logits: Fixtures.url("tiny/\(entry.logits)"),
                                                                     argmax: entry.argmax)
-        let generated = try LlamaModelTests.greedy(sequence, prompt: entry.prompt_ids, steps: entry.greedy.count)
+        let generated = try LlamaCppRecording.greedy(sequence, prompt: entry.prompt_ids, steps: entry.greedy.count)
         let split = generated.indices.first { generated[$0] != entry.greedy[$0] }
         #expect(split == nil, "\(label): greedy differs from llama.cpp at step \(split ?? -1)")
     }
@@ -101,7 +101,7 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-mamba-\(getpid()).gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data(header).write(to: URL(fileURLWithPath: path))
-        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama, qwen2, qwen3)")) {
+        #expect(throws: GGUFError.invalid(field: "general.architecture", reason: "\"mamba\" is not supported (supported: llama, qwen2, qwen3, phi3, gemma2, gemma3)")) {
             _ = try DecoderWeights(file: try GGUFFile(path: path))
         }
     }
