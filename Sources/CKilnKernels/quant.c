@@ -280,6 +280,27 @@ KILN_ALWAYS_INLINE RowTile row_tile(const uint8_t *base, size_t rowBytes, int64_
     return tile;
 }
 
+// The f16 at byte `offset` of each of a tile's sixteen rows, as floats: sixteen scalar loads
+// into one vector, cheaper on AMD than a gather.
+KILN_ALWAYS_INLINE __m512 row_scales16(const RowTile *tile, size_t offset) {
+    __m128i lo = _mm_cvtsi32_si128(load_u16(tile->row[0] + offset)), hi = _mm_cvtsi32_si128(load_u16(tile->row[8] + offset));
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[1] + offset), 1);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[9] + offset), 1);
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[2] + offset), 2);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[10] + offset), 2);
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[3] + offset), 3);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[11] + offset), 3);
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[4] + offset), 4);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[12] + offset), 4);
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[5] + offset), 5);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[13] + offset), 5);
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[6] + offset), 6);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[14] + offset), 6);
+    lo = _mm_insert_epi16(lo, load_u16(tile->row[7] + offset), 7);
+    hi = _mm_insert_epi16(hi, load_u16(tile->row[15] + offset), 7);
+    return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
+}
+
 // One token through Q4_1, Q5_0, Q5_1 or Q8_0 (decode), 16 rows at a time: the lanes order of
 // tile_vnni, two rows per register, but the rows' f16 scales (and Q4_1 / Q5_1's mins, whose
 // Σ m·s chains run one per float lane) are gathered once per block for all sixteen rows. Signed
@@ -377,44 +398,78 @@ KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *b
                                     int64_t blockCount, KilnQ8Activations a, int64_t t, const int32_t *offsets, float *out,
                                     int64_t outStride) {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const __m512i spread = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
-    const __m512i counts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
-                                             0x0004000400040004LL, 0x0004000400040004LL);
     __m512i grid = _mm512_setzero_si512();
     if (iq4) {
         grid = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values), _mm_set1_epi8((char)0x80)));
     }
     const RowTile tile = row_tile(base, rowBytes, r0, R);
+#if defined(__AVX512VBMI__)
+    // Bytes of a block pair (d, 16 nibble bytes, d, 16 nibble bytes) in widening order:
+    // block b's nibble bytes, b + 1's, b's, b + 1's (a single last block: its own four times).
+    uint8_t pairBytes[64], singleBytes[64];
+    for (int k = 0; k < 64; k++) {
+        pairBytes[k] = (uint8_t)(2 + (k & 15) + ((k >> 4) & 1) * 18);
+        singleBytes[k] = (uint8_t)(2 + (k & 15));
+    }
+    const __m512i nibblePairIndex = _mm512_loadu_si512((const void *)pairBytes);
+    const __m512i nibbleSingleIndex = _mm512_loadu_si512((const void *)singleBytes);
+#endif
     __m512 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < blockCount; b += 2) {
         const int pair = b + 1 < blockCount;
         const int64_t b1 = pair ? b + 1 : b;
+        // Weights widen as [block b's low nibbles, b + 1's low, b's high, b + 1's high], which
+        // needs no cross-lane shuffle per row; the activations and offsets take that order once.
         __m512i av[4], off[4];
         for (int j = 0; j < T; j++) {
             const int8_t *q = a.values + ((t + j) * blockCount + b) * KILN_QK;
             const int32_t *o = offsets + j * blockCount * 8 + b * 8;
-            av[j] = pair ? _mm512_loadu_si512((const void *)q) : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
-            off[j] = pair ? _mm512_loadu_si512((const void *)o) : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)o));
+            const __m512i qa = pair ? _mm512_loadu_si512((const void *)q) : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+            const __m512i oa = pair ? _mm512_loadu_si512((const void *)o) : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)o));
+            av[j] = _mm512_shuffle_i64x2(qa, qa, 0xD8);
+            off[j] = _mm512_shuffle_i64x2(oa, oa, 0xD8);
         }
         __m512i d[4][ROWS32_TILE];
+#if defined(__AVX512VBMI__)
+        // One 36-byte load per row holds both blocks; a byte permute widens the nibbles and a word
+        // permute merges the two f16 scales into the row's slot of one vector, so the sixteen
+        // rows' scales need neither a gather nor scalar loads.
+        const __m512i pick = pair ? nibblePairIndex : nibbleSingleIndex;
+        const __m512i scalePick = _mm512_set1_epi32(pair ? 9 << 16 : 0);
+        const __mmask64 extent = pair ? 0xFFFFFFFFFULL : 0x3FFFFULL;
+        __m512i scaleWords[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma clang loop unroll(full)
+        for (int i = 0; i < ROWS32_TILE; i++) {
+            const uint8_t *p = tile.row[i];
+            if (T == 1) _mm_prefetch((const char *)(p + b * 18 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
+            const __m512i x = _mm512_maskz_loadu_epi8(extent, p + b * 18);
+            __m512i u = _mm512_permutexvar_epi8(pick, x);
+            u = _mm512_and_si512(_mm512_mask_srli_epi16(u, 0xFFFF0000u, u, 4), low4);
+            scaleWords[i & 3] = _mm512_or_si512(scaleWords[i & 3], _mm512_maskz_permutexvar_epi16(3u << (2 * i), scalePick, x));
+            if (iq4) u = _mm512_shuffle_epi8(grid, u);
+            for (int j = 0; j < T; j++) d[j][i] = _mm512_dpbusd_epi32(off[j], u, av[j]);
+        }
+        const __m512i scalesBoth = _mm512_or_si512(_mm512_or_si512(scaleWords[0], scaleWords[1]), _mm512_or_si512(scaleWords[2], scaleWords[3]));
+        const __m512 dw0 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(scalesBoth));
+        const __m512 dw1 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(scalesBoth, 16)));
+#else
 #pragma clang loop unroll(full)
         for (int i = 0; i < ROWS32_TILE; i++) {
             const uint8_t *p = tile.row[i];
             if (T == 1) _mm_prefetch((const char *)(p + b * 18 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
             const __m256i both = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p + b1 * 18 + 2)),
                                                   _mm_loadu_si128((const __m128i *)(p + b * 18 + 2)));
-            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi64(spread, _mm512_castsi256_si512(both)), counts), low4);
+            __m512i u = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(both), _mm256_srli_epi16(both, 4), 1), low4);
             if (iq4) u = _mm512_shuffle_epi8(grid, u);
             for (int j = 0; j < T; j++) d[j][i] = _mm512_dpbusd_epi32(off[j], u, av[j]);
         }
-        // The rows' f16 scales: 32-bit gathers whose low halves are d.
-        const __m512 dw0 = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(tile.gatherOffsets, tile.base + b * 18, 1)));
-        const __m512 dw1 = pair ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(tile.gatherOffsets, tile.base + b1 * 18, 1)))
-                                : dw0;
+        const __m512 dw0 = row_scales16(&tile, b * 18);
+        const __m512 dw1 = pair ? row_scales16(&tile, b1 * 18) : dw0;
+#endif
         for (int j = 0; j < T; j++) {
             __m512i first, second;
-            kiln_reduce_halves16(d[j], &first, &second);  // block b's and b + 1's sums per row
+            kiln_reduce_interleaved16(d[j], &first, &second);  // block b's and b + 1's sums per row
             const int64_t block = (t + j) * blockCount + b;
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(first), _mm512_mul_ps(dw0, _mm512_set1_ps(a.scales[block])), acc[j]);
             if (pair) acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(second), _mm512_mul_ps(dw1, _mm512_set1_ps(a.scales[block + 1])), acc[j]);

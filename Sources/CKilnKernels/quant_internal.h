@@ -57,7 +57,7 @@ const int32_t *kiln_offset_sums(const int8_t *values, int64_t count, int offset)
 #if KILN_VNNI
 /// Sixteen int32 vectors, each two groups of eight lanes, summed per group and transposed:
 /// lane i of `first` is Σ lanes 0–7 of v[i], lane i of `second` Σ lanes 8–15 of v[i].
-static inline void kiln_reduce_halves16(const __m512i v[16], __m512i *first, __m512i *second) {
+static inline void kiln_reduce_groups16(const __m512i v[16], __m512i *first, __m512i *second, const int interleaved) {
     __m512i e[8], f[4];
     for (int i = 0; i < 8; i++) {
         e[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
@@ -66,10 +66,24 @@ static inline void kiln_reduce_halves16(const __m512i v[16], __m512i *first, __m
         f[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(e[2 * i], e[2 * i + 1]), _mm512_unpackhi_epi64(e[2 * i], e[2 * i + 1]));
     }
     // f[i]'s 128-bit lanes: v[4i…4i+3]'s partial sums of lanes 0–3, 4–7, 8–11, 12–15.
-    const __m512i g01 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
-    const __m512i g23 = _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
+    const __m512i g01 = interleaved
+        ? _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x44), _mm512_shuffle_i64x2(f[0], f[1], 0xEE))
+        : _mm512_add_epi32(_mm512_shuffle_i64x2(f[0], f[1], 0x88), _mm512_shuffle_i64x2(f[0], f[1], 0xDD));
+    const __m512i g23 = interleaved
+        ? _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x44), _mm512_shuffle_i64x2(f[2], f[3], 0xEE))
+        : _mm512_add_epi32(_mm512_shuffle_i64x2(f[2], f[3], 0x88), _mm512_shuffle_i64x2(f[2], f[3], 0xDD));
     *first = _mm512_shuffle_i64x2(g01, g23, 0x88);
     *second = _mm512_shuffle_i64x2(g01, g23, 0xDD);
+}
+
+/// lane i of `first` is Σ lanes 0–7 of v[i], lane i of `second` Σ lanes 8–15 of v[i].
+static inline void kiln_reduce_halves16(const __m512i v[16], __m512i *first, __m512i *second) {
+    kiln_reduce_groups16(v, first, second, 0);
+}
+
+/// lane i of `first` is Σ lanes 0–3 and 8–11 of v[i], lane i of `second` Σ lanes 4–7 and 12–15.
+static inline void kiln_reduce_interleaved16(const __m512i v[16], __m512i *first, __m512i *second) {
+    kiln_reduce_groups16(v, first, second, 1);
 }
 #endif
 
