@@ -90,6 +90,11 @@ public final class DecoderWeights: @unchecked Sendable {  // immutable views int
         func optionalVector(_ name: String, _ count: Int) throws -> UnsafeBufferPointer<Float>? {
             file.tensor(named: name) == nil ? nil : try vector(name, count)
         }
+        // Phi-3's long-context files scale RoPE per frequency by context length (rope_factors_long
+        // and _short); Kiln does not implement that scaling, so it refuses them rather than run wrong.
+        for name in ["rope_factors_long.weight", "rope_factors_short.weight"] where file.tensor(named: name) != nil {
+            throw GGUFError.invalid(field: "tensor \(name)", reason: "per-context RoPE factors are not supported")
+        }
         var layers: [Layer] = []
         let a = c.architecture
         for i in 0..<c.layerCount {

@@ -13,19 +13,6 @@ import Testing
         try VocabFixture.check(name, roundTrip: true, byteLevelTokenizer)
     }
 
-    struct SmolCase: Decodable {
-        let id: String
-        let text: String
-        let ids: [Int]
-        let ids_no_special: [Int]
-        let detok: String
-        let detok_drop_special: String
-    }
-
-    struct SmolFixture: Decodable {
-        let cases: [SmolCase]
-    }
-
     @Test func matchesSmolLM2AsLlamaCppTokenizesIt() throws {
         let model = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path
         guard FileManager.default.fileExists(atPath: model) else {
@@ -36,14 +23,7 @@ import Testing
         #expect(tokenizer.preTokenizer == .digitsThenGPT2)
         #expect(tokenizer.specialTokens.endOfGeneration == [0, 2, 4])  // as llama.cpp reports for this file
         #expect(tokenizer.specialTokens.bos == 1 && tokenizer.specialTokens.eos == 2 && !tokenizer.addsBOS)
-        let fixture = try JSONDecoder().decode(
-            SmolFixture.self, from: Data(contentsOf: Fixtures.url("llm/tokenization.json")))
-        for c in fixture.cases {
-            #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == c.ids, "\(c.id) special")
-            #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: false) == c.ids_no_special, "\(c.id) plain")
-            #expect(try tokenizer.decode(c.ids, skipSpecial: false) == c.detok, "\(c.id) detok")
-            #expect(try tokenizer.decode(c.ids, skipSpecial: true) == c.detok_drop_special, "\(c.id) detok drop")
-        }
+        try LlamaCppTokenization.expectMatches(tokenizer, fixture: "llm/tokenization.json")
     }
 
     /// One tokenizer serves many threads: concurrent encodes equal the sequential ones.

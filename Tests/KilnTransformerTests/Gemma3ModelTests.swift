@@ -3,12 +3,11 @@ import KilnFormats
 import KilnKernels
 import KilnTestSupport
 import KilnTransformer
-import KilnTokenizers
 import Testing
 
 /// Gemma 3 270M (Q4_K_M) against llama.cpp on the same file: sliding-window attention on five of
 /// every six layers, RMS-normalized query and key heads, post-norms, the GELU-tanh gate, embeddings
-/// × √640 and a 262,144-token SentencePiece-style vocabulary.
+/// × √640 (its vocabulary: KilnTokenizersTests/GemmaVocabularyTests).
 @Suite struct Gemma3ModelTests {
     static let modelPath = Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/gemma-3-270m-q4_k_m.gguf").path
 
@@ -35,36 +34,5 @@ import Testing
     @Test func greedyContinuationsMatchLlamaCpp() throws {
         guard let model = try Self.model() else { return }
         try LlamaCppRecording.expectGreedy(of: model, fixture: Fixtures.url("gemma3/greedy.json"))
-    }
-
-    struct TokenizationCase: Decodable {
-        let id: String
-        let text: String
-        let ids: [Int]
-        let ids_no_special: [Int]
-        let detok: String
-        let detok_drop_special: String
-    }
-
-    struct TokenizationFixture: Decodable { let cases: [TokenizationCase] }
-
-    /// The vocabulary loads from the GGUF (no space prefix, byte fallback) and splits every text
-    /// as llama.cpp does, with special parsing on and off, and decodes back.
-    @Test func tokenizationMatchesLlamaCpp() throws {
-        guard FileManager.default.fileExists(atPath: Self.modelPath) else {
-            if Fixtures.isCI { Issue.record("model file missing: \(Self.modelPath) (run scripts/setup)") }
-            return
-        }
-        let tokenizer = try GGUFTokenizer.load(from: try GGUFFile(path: Self.modelPath))
-        #expect(tokenizer.specialTokens.bos == 2 && tokenizer.specialTokens.eos == 1)
-        #expect(tokenizer.encode("Hi", addSpecial: true, parseSpecial: false).first == 2)  // add_bos_token
-        #expect(tokenizer.specialTokens.endOfGeneration == [1, 106, 212])  // as llama.cpp reports for this file
-        let fixture = try JSONDecoder().decode(TokenizationFixture.self, from: Data(contentsOf: Fixtures.url("gemma3/tokenization.json")))
-        for c in fixture.cases {
-            #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == c.ids, "\(c.id) special")
-            #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: false) == c.ids_no_special, "\(c.id) plain")
-            #expect(try tokenizer.decode(c.ids, skipSpecial: false) == c.detok, "\(c.id) detok")
-            #expect(try tokenizer.decode(c.ids, skipSpecial: true) == c.detok_drop_special, "\(c.id) detok drop")
-        }
     }
 }

@@ -94,6 +94,26 @@ import Testing
         #expect(zip(first.logits, expected).allSatisfy { abs($0 - $1) <= 1e-3 * scale })
     }
 
+    /// The registry reads each tiny file's windows, RoPE bases and soft-caps as llama.cpp does
+    /// (which the logits above confirm: the 6-token prompt already crosses the 4-key windows).
+    @Test func windowsAndCapsFollowTheRegistry() throws {
+        func configuration(_ model: TinyModel) throws -> DecoderConfiguration? {
+            guard let base = Self.available(model) else { return nil }
+            return try DecoderConfiguration(gguf: try GGUFFile(path: base))
+        }
+        if let c = try configuration(.gemma3) {  // pattern 2: layer 0 windowed at the default base 10,000
+            #expect(c.layerWindows == [4, nil] && c.ropeTheta(layer: 0) == 10_000 && c.ropeTheta(layer: 1) == 1_000_000)
+            #expect(c.attentionScale == 1 / Float(128).squareRoot() && c.attentionSoftCap == nil && c.finalLogitSoftCap == nil)
+        }
+        if let c = try configuration(.gemma2) {  // default pattern 2, windowed layers at the global base
+            #expect(c.layerWindows == [4, nil] && c.ropeTheta(layer: 0) == 10_000)
+            #expect(c.attentionSoftCap == 2 && c.finalLogitSoftCap == 3 && c.attentionScale == 1 / 8)
+        }
+        if let c = try configuration(.phi3) {
+            #expect(c.layerWindows == [nil, nil] && c.attentionSoftCap == nil)
+        }
+    }
+
     /// An architecture outside the registry is refused by name, listing the supported ones.
     @Test func unknownArchitectureIsNamed() throws {
         let metadata: [(key: String, value: GGUFValue)] = [("general.architecture", .string("mamba"))]
