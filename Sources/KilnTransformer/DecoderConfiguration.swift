@@ -91,28 +91,31 @@ public struct DecoderConfiguration: Sendable, Equatable {
         }
         attentionSoftCap = try softCap(a.attentionSoftCap, "attn_logit_softcapping")
         finalLogitSoftCap = try softCap(a.finalLogitSoftCap, "final_logit_softcapping")
-        (layerWindows, windowedRopeTheta) = try Self.slidingWindows(file, a, layerCount: layerCount, ropeTheta: ropeTheta)
+        (layerWindows, windowedRopeTheta) = try Self.slidingWindows(file, a, layerCount: layerCount, contextLength: contextLength, ropeTheta: ropeTheta)
         guard layerCount <= 1024, hiddenSize <= 65536, intermediateSize <= 262_144, vocabularySize <= 4_000_000 else {
             throw GGUFError.invalid(field: "\(a) hyper-parameters", reason: "implausibly large")
         }
     }
 
     /// Which layers are windowed and how wide, from the file's keys and the architecture's defaults
-    /// (llama.cpp's rules: a window of 0 means none; a pattern n windows layer l unless
-    /// l % n == n − 1, and 0 windows every layer).
+    /// (llama.cpp's rules: a pattern n windows layer l unless l % n == n − 1, and 0 windows every
+    /// layer; Gemma 2's 4096-key default window may exceed a short context and then changes nothing).
     private static func slidingWindows(
-        _ file: GGUFFile, _ a: ModelArchitecture, layerCount: Int, ropeTheta: Float
+        _ file: GGUFFile, _ a: ModelArchitecture, layerCount: Int, contextLength: Int, ropeTheta: Float
     ) throws -> ([Int?], Float) {
         guard let rule = a.slidingWindow else { return (Array(repeating: nil, count: layerCount), ropeTheta) }
         let windowKey = a.key("attention.sliding_window"), patternKey = a.key("attention.sliding_window_pattern")
         let window: Int
         if file[windowKey] != nil {
             window = try file.integer(windowKey)
+            // A window of no keys, or wider than the context it slides over, contradicts the file.
+            guard window >= 1, window <= contextLength else {
+                throw GGUFError.invalid(field: windowKey, reason: "\(window) is not a window within the context of \(contextLength)")
+            }
         } else {
-            window = rule.defaultWindow ?? 0
+            guard let defaultWindow = rule.defaultWindow else { return (Array(repeating: nil, count: layerCount), ropeTheta) }
+            window = defaultWindow
         }
-        guard window > 0 else { return (Array(repeating: nil, count: layerCount), ropeTheta) }
-        guard window <= 1 << 24 else { throw GGUFError.invalid(field: windowKey, reason: "\(window) is implausibly large") }
         let windowed: [Bool]
         switch file[patternKey] {
         case .array(.bool(let flags))?:

@@ -128,12 +128,12 @@ import Testing
 
     /// Head sizes that contradict each other are refused by key before any buffer is sized.
     @Test func contradictoryHeadSizesAreNamed() throws {
-        func configuration(_ extra: [(key: String, value: GGUFValue)]) throws -> DecoderConfiguration {
+        func configuration(_ extra: [(key: String, value: GGUFValue)], architecture a: String = "qwen3") throws -> DecoderConfiguration {
             let metadata: [(key: String, value: GGUFValue)] = [
-                ("general.architecture", .string("qwen3")), ("qwen3.context_length", .uint32(64)),
-                ("qwen3.embedding_length", .uint32(256)), ("qwen3.block_count", .uint32(1)),
-                ("qwen3.feed_forward_length", .uint32(256)), ("qwen3.attention.head_count", .uint32(4)),
-                ("qwen3.attention.layer_norm_rms_epsilon", .float32(1e-6)), ("tokenizer.ggml.tokens", .array(.string(["a", "b"]))),
+                ("general.architecture", .string(a)), ("\(a).context_length", .uint32(64)),
+                ("\(a).embedding_length", .uint32(256)), ("\(a).block_count", .uint32(1)),
+                ("\(a).feed_forward_length", .uint32(256)), ("\(a).attention.head_count", .uint32(4)),
+                ("\(a).attention.layer_norm_rms_epsilon", .float32(1e-6)), ("tokenizer.ggml.tokens", .array(.string(["a", "b"]))),
             ] + extra
             let (header, _) = try GGUFEncoder.header(metadata: metadata, tensors: [])
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-heads-\(getpid()).gguf").path
@@ -147,6 +147,18 @@ import Testing
         }
         #expect(throws: GGUFError.invalid(field: "qwen3.attention.head_count_kv", reason: "3 does not divide the head count 4")) {
             _ = try configuration([("qwen3.attention.head_count_kv", .uint32(3))])
+        }
+        // Sliding windows: none without the key (Gemma 3), none of zero keys or beyond the context.
+        #expect(try configuration([], architecture: "gemma3").layerWindows == [nil])
+        #expect(try configuration([("gemma3.attention.sliding_window", .uint32(8))], architecture: "gemma3").layerWindows == [8])
+        for bad: UInt32 in [0, 65] {
+            #expect(throws: GGUFError.invalid(field: "gemma3.attention.sliding_window", reason: "\(bad) is not a window within the context of 64")) {
+                _ = try configuration([("gemma3.attention.sliding_window", .uint32(bad))], architecture: "gemma3")
+            }
+        }
+        #expect(throws: GGUFError.invalid(field: "gemma3.attention.sliding_window_pattern", reason: "2 flags for 1 layers")) {
+            _ = try configuration([("gemma3.attention.sliding_window", .uint32(8)),
+                                   ("gemma3.attention.sliding_window_pattern", .array(.bool([true, false])))], architecture: "gemma3")
         }
     }
 
