@@ -171,9 +171,12 @@ KILN_ALWAYS_INLINE float hsum8(__m256 x) {
 // Rows go in pairs, one per 256-bit half (an odd last row is paired with itself); each token's
 // activation block is broadcast to both halves and shared by the pairs, each pair's weights are
 // widened once and shared by the tokens.
+// `offsets` (Q5_0, Q8_0; or NULL): every token's quad-sum corrections (kiln_offset_sums over all
+// tokens from 0), with which signed weights widen to unsigned w + offset and each product is one
+// vpdpbusd instead of a sign transfer per token.
 KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes, int64_t firstRow, int R,
                                   int64_t blockCount, KilnQ8Activations a, int64_t firstToken, int T,
-                                  float *out, int64_t outStride) {
+                                  const int32_t *offsets, float *out, int64_t outStride) {
     const size_t bytes = kiln_quant_block_bytes(type);
     const int P = (R + 1) / 2;
     __m512 acc[2][4];
@@ -185,11 +188,12 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
         for (int t = 0; t < 4; t++) summs[r][t] = 0.0f;
     }
     for (int64_t b = 0; b < blockCount; b++) {
-        __m512i av[4];
+        __m512i av[4], start[4];
         float as[4];
         for (int t = 0; t < T; t++) {
             const int64_t block = (firstToken + t) * blockCount + b;
             av[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
+            start[t] = offsets ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + block * 8))) : _mm512_setzero_si512();
             as[t] = a.scales[block];
         }
         for (int p = 0; p < P; p++) {
@@ -220,7 +224,9 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
                 memcpy(&h1, p1 + high, 4);
                 const __m512i set = _mm512_movm_epi8(((uint64_t)h1 << 32) | h0);
                 const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
-                if (type == KILN_QTYPE_Q5_0) {
+                if (type == KILN_QTYPE_Q5_0 && offsets) {
+                    w = _mm512_or_si512(nibbles, _mm512_and_si512(set, _mm512_set1_epi8(0x10)));  // q, unsigned
+                } else if (type == KILN_QTYPE_Q5_0) {
                     // q − 16 as a signed byte: the nibble, with 0xF0 or-ed in where the bit is clear.
                     w = _mm512_or_si512(nibbles, _mm512_andnot_si512(set, _mm512_set1_epi8((char)0xF0)));
                 } else {
@@ -235,10 +241,11 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
             } else {
                 w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
                                        _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
+                if (offsets) w = _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));  // q + 128
             }
-            const int unsignedWeights = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
+            const int unsignedWeights = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1 || offsets;
             for (int t = 0; t < T; t++) {
-                const __m512i dot = unsignedWeights ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, av[t])
+                const __m512i dot = unsignedWeights ? _mm512_dpbusd_epi32(start[t], w, av[t])
                                                     : dot_signed(w, av[t]);
                 const __m512 scale = _mm512_mul_ps(wScale, _mm512_set1_ps(as[t]));
                 acc[p][t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[p][t]);
@@ -514,7 +521,7 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
 #if KILN_VNNI
     if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q8_0 || type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q5_1) {
         // A one-row "matrix"; outStride 0 sends the result for token `row` to index 0.
-        tile_vnni(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, &sum, 0);
+        tile_vnni(type, (const uint8_t *)weights, 0, 0, 1, blockCount, a, row, 1, NULL, &sum, 0);
         return sum;
     }
 #endif
@@ -531,9 +538,9 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
         const int R = rowEnd - r < 4 ? (int)(rowEnd - r) : 4;                                        \
         for (int64_t t = 0; t < tokenCount; t += 4) {                                                \
             const int T = tokenCount - t < 4 ? (int)(tokenCount - t) : 4;                            \
-            if (R == 4 && T == 4) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, out, outStride); \
-            else if (R == 4 && T == 1) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, out, outStride); \
-            else tile_vnni(TYPE, base, rowBytes, r, R, blockCount, a, t, T, out, outStride);         \
+            if (R == 4 && T == 4) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, offsets, out, outStride); \
+            else if (R == 4 && T == 1) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, offsets, out, outStride); \
+            else tile_vnni(TYPE, base, rowBytes, r, R, blockCount, a, t, T, offsets, out, outStride);         \
         }                                                                                            \
     }
 
@@ -554,6 +561,11 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
         if (tokenCount == 1) {
             lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, 0, out, outStride);
             break;
+        }
+        const int32_t *offsets = NULL;
+        if (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0) {
+            // NULL when the buffer cannot be had: the tiles then transfer signs instead.
+            offsets = kiln_offset_sums(a.values, tokenCount * blockCount * KILN_QK, type == KILN_QTYPE_Q8_0 ? 128 : 16);
         }
         switch (type) {
         case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
