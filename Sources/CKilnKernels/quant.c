@@ -399,6 +399,18 @@ static void lanes32_decode(int type, const uint8_t *base, size_t rowBytes, int64
 // reduction then turns sixteen rows × two blocks of eight lanes into two vectors of block sums.
 enum { ROWS32_TILE = 16 };
 
+#if defined(__AVX512VBMI__)
+// Bytes of a block pair (d, 16 nibble bytes, d, 16 nibble bytes) in widening order:
+// block b's nibble bytes, b + 1's, b's, b + 1's (a single last block: its own four times).
+#define KILN_PAIR_ROW(o) 2 + (o), 3 + (o), 4 + (o), 5 + (o), 6 + (o), 7 + (o), 8 + (o), 9 + (o), \
+    10 + (o), 11 + (o), 12 + (o), 13 + (o), 14 + (o), 15 + (o), 16 + (o), 17 + (o)
+static const uint8_t rows32PairBytes[64] __attribute__((aligned(64))) = {
+    KILN_PAIR_ROW(0), KILN_PAIR_ROW(18), KILN_PAIR_ROW(0), KILN_PAIR_ROW(18)};
+static const uint8_t rows32SingleBytes[64] __attribute__((aligned(64))) = {
+    KILN_PAIR_ROW(0), KILN_PAIR_ROW(0), KILN_PAIR_ROW(0), KILN_PAIR_ROW(0)};
+#undef KILN_PAIR_ROW
+#endif
+
 // Up to four tokens from `t` share each widened block pair; `offsets` holds the tokens' quad-sum
 // corrections one after another (blockCount · 8 each).
 KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
@@ -411,15 +423,8 @@ KILN_ALWAYS_INLINE void rows32_tile(const int iq4, const int T, const uint8_t *b
     }
     const RowTile tile = row_tile(base, rowBytes, r0, R);
 #if defined(__AVX512VBMI__)
-    // Bytes of a block pair (d, 16 nibble bytes, d, 16 nibble bytes) in widening order:
-    // block b's nibble bytes, b + 1's, b's, b + 1's (a single last block: its own four times).
-    uint8_t pairBytes[64], singleBytes[64];
-    for (int k = 0; k < 64; k++) {
-        pairBytes[k] = (uint8_t)(2 + (k & 15) + ((k >> 4) & 1) * 18);
-        singleBytes[k] = (uint8_t)(2 + (k & 15));
-    }
-    const __m512i nibblePairIndex = _mm512_loadu_si512((const void *)pairBytes);
-    const __m512i nibbleSingleIndex = _mm512_loadu_si512((const void *)singleBytes);
+    const __m512i nibblePairIndex = _mm512_loadu_si512((const void *)rows32PairBytes);
+    const __m512i nibbleSingleIndex = _mm512_loadu_si512((const void *)rows32SingleBytes);
 #endif
     __m512 acc[4];
     for (int j = 0; j < 4; j++) acc[j] = _mm512_setzero_ps();
