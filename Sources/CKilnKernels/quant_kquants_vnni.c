@@ -19,27 +19,18 @@
 
 typedef struct {
     __m512i u[4];      // weights 64k…64k+63 as unsigned bytes (w + offset)
-    __m512i scale[4];  // the int32 scale of each lane (four weights) of u[k]
+    // The scales of u[k]: one int32 per lane of four weights, or for the types whose products are
+    // summed in pairs (pair_sums) one int16 per pair.
+    __m512i scale[4];
     __m256i mins16;    // Q2_K, Q4_K, Q5_K: the min of each 16 weights as int16
     __m256i q6Scales;  // Q6_K: its 16 scales as int16, for the offset 32 taken through the sums
     float d, dmin;
 } WideBlock;
 
-// Lane j of register k takes the scale of weights 64k + 4j…: scale index 4k + j/4 of sixteen, or
-// 2k + j/8 of eight.
-static inline __m512i scale_index16(int k) {
-    const int b = 4 * k;
-    return _mm512_setr_epi32(b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 2, b + 2, b + 2, b + 2, b + 3, b + 3, b + 3, b + 3);
-}
-
+// Lane j of register k takes the scale of weights 64k + 4j…: scale index 2k + j/8 of eight.
 static inline __m512i scale_index8(int k) {
     const int b = 2 * k;
     return _mm512_setr_epi32(b, b, b, b, b, b, b, b, b + 1, b + 1, b + 1, b + 1, b + 1, b + 1, b + 1, b + 1);
-}
-
-static inline void spread_scales16(__m128i bytes, int isSigned, WideBlock *k) {
-    const __m512i sc = isSigned ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
-    for (int c = 0; c < 4; c++) k->scale[c] = _mm512_permutexvar_epi32(scale_index16(c), sc);
 }
 
 // Q2_K and Q3_K registers hold bit pair j of both 128-weight halves: weights 32j + l in the first
@@ -65,6 +56,21 @@ static inline __m512i bit_pair(__m512i qs, int j) {
 static inline void spread_scales8(__m128i bytes, int isSigned, WideBlock *k) {
     const __m512i sc = isSigned ? _mm512_cvtepi8_epi32(bytes) : _mm512_cvtepu8_epi32(bytes);
     for (int c = 0; c < 4; c++) k->scale[c] = _mm512_permutexvar_epi32(scale_index8(c), sc);
+}
+
+// Types whose widened weights stay below 64: vpmaddubsw's pair sums (at most 2·63·128) cannot
+// saturate, so a register costs vpmaddubsw + vpdpwssd — the scale multiply folded into the
+// accumulation — instead of vpdpbusd + vpmulld + an add. Each int32 lane still holds the same
+// four weights' products, so every order's lanes are unchanged.
+static inline int pair_sums(int type) {
+    return type == KILN_QTYPE_Q2_K || type == KILN_QTYPE_Q4_K || type == KILN_QTYPE_Q5_K || type == KILN_QTYPE_Q6_K;
+}
+
+// Unsigned scale bytes as int16 words, sixteen bytes of the register from each of a, b, c, d.
+static inline __m512i scale_words(__m128i bytes, int a, int b, int c, int d) {
+    const int A = a * 0x01010101, B = b * 0x01010101, C = c * 0x01010101, D = d * 0x01010101;
+    const __m512i index = _mm512_setr_epi32(A, A, A, A, B, B, B, B, C, C, C, C, D, D, D, D);
+    return _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, index, _mm512_castsi128_si512(bytes));
 }
 
 // The same 32 bytes in both 256-bit halves, shifted right per 16-bit word by `low` bits in the
@@ -117,7 +123,8 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
         const __m512i qs = _mm512_loadu_si512((const void *)(p + 16));
         for (int j = 0; j < 4; j++) k->u[j] = bit_pair(qs, j);
         const __m128i s = _mm_loadu_si128((const __m128i *)p);
-        spread_scales_split(_mm_and_si128(s, _mm_set1_epi8(0x0F)), 0, k);
+        const __m128i scales = _mm_and_si128(s, _mm_set1_epi8(0x0F));
+        for (int j = 0; j < 4; j++) k->scale[j] = scale_words(scales, 2 * j, 2 * j + 1, 8 + 2 * j, 9 + 2 * j);
         k->mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), _mm_set1_epi8(0x0F)));
         k->d = _cvtsh_ss(load_u16(p + 80));
         k->dmin = _cvtsh_ss(load_u16(p + 82));
@@ -149,7 +156,7 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
             }
         }
         const __m128i sm = scales_mins_k4(p + 4);
-        spread_scales8(sm, 0, k);
+        for (int c = 0; c < 4; c++) k->scale[c] = scale_words(sm, 2 * c, 2 * c, 2 * c + 1, 2 * c + 1);
         k->mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // each min twice: one per 16 weights
         k->d = _cvtsh_ss(load_u16(p));
         k->dmin = _cvtsh_ss(load_u16(p + 2));
@@ -172,8 +179,14 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
             k->u[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, hi1, 0xEA);
         }
         const __m128i s = _mm_loadu_si128((const __m128i *)(p + 192));
-        spread_scales16(s, 1, k);
         k->q6Scales = _mm256_cvtepi8_epi16(s);
+        for (int c = 0; c < 4; c++) {
+            // Words of 64c + 8m…: scale 4c + m/8, as int16 pairs of one int32 index each.
+            const int w = 0x10001 * 4 * c, o = 0x10001;
+            const __m512i index = _mm512_setr_epi32(w, w, w, w, w + o, w + o, w + o, w + o, w + 2 * o, w + 2 * o, w + 2 * o, w + 2 * o,
+                                                    w + 3 * o, w + 3 * o, w + 3 * o, w + 3 * o);
+            k->scale[c] = _mm512_permutexvar_epi16(index, _mm512_castsi256_si512(k->q6Scales));
+        }
         k->d = _cvtsh_ss(load_u16(p + 208));
         k->dmin = 0;
         break;
@@ -312,7 +325,13 @@ enum { TOKENS_PER_PASS = 8 };
 // The four registers' scaled integer sums of one widened super-block and one token's activations
 // in register order (`quads`: the offset correction in the same order, NULL for types without one).
 KILN_ALWAYS_INLINE void block_scaled(const int type, const WideBlock *k, const int8_t *q8, const int32_t *quads, __m512i scaled[4]) {
-    (void)type;
+    if (pair_sums(type)) {
+        for (int c = 0; c < 4; c++) {
+            const __m512i act = _mm512_loadu_si512((const void *)(q8 + 64 * c));
+            scaled[c] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(k->u[c], act), k->scale[c]);
+        }
+        return;
+    }
     for (int c = 0; c < 4; c++) {
         const __m512i start = quads ? _mm512_loadu_si512((const void *)(quads + 16 * c)) : _mm512_setzero_si512();
         const __m512i act = _mm512_loadu_si512((const void *)(q8 + 64 * c));
@@ -321,42 +340,67 @@ KILN_ALWAYS_INLINE void block_scaled(const int type, const WideBlock *k, const i
 }
 
 KILN_ALWAYS_INLINE __m512i block_sums(const int type, const WideBlock *k, const int8_t *q8, const int32_t *quads) {
+    if (pair_sums(type)) {
+        __m512i sum = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i act = _mm512_loadu_si512((const void *)(q8 + 64 * c));
+            sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(k->u[c], act), k->scale[c]);
+        }
+        return sum;
+    }
     __m512i scaled[4];
     block_scaled(type, k, q8, quads, scaled);
     return _mm512_add_epi32(_mm512_add_epi32(scaled[0], scaled[1]), _mm512_add_epi32(scaled[2], scaled[3]));
 }
 
+// One super-block's sum (8 lanes) and mins (8 lanes) for rows_gemv, with its d and dmin.
+KILN_ALWAYS_INLINE void rows_block(const int type, const uint8_t *p, const int8_t *q8, const int16_t *kSums,
+                                   __m256i *sum, __m256i *mins, float *d, float *dmin) {
+    WideBlock k;
+    widen(type, p, &k);
+    const __m512i all = block_sums(type, &k, q8, NULL);
+    *sum = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
+    *mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)kSums), k.mins16);
+    *d = k.d;
+    *dmin = k.dmin;
+}
+
 // Rows order for one token over whole super-blocks (Q2_K, Q4_K decode): four super-blocks'
-// sums and mins reduced by one transposed reduction, the two FMA chains kept in registers.
+// sums and mins reduced by one transposed reduction; the two FMA chains stay in registers, one
+// lane at a time, so no value goes through memory between the integer and the float steps.
 KILN_ALWAYS_INLINE float rows_gemv(const int type, const uint8_t *row, size_t bytes, int64_t superBlocks,
                                    KilnQ8Activations a, int64_t token, const int8_t *values) {
-    float acc = 0, accMin = 0;
-    for (int64_t b0 = 0; b0 < superBlocks; b0 += 4) {
-        const int n = superBlocks - b0 < 4 ? (int)(superBlocks - b0) : 4;
+    __m128 acc = _mm_setzero_ps(), accMin = _mm_setzero_ps();
+    const float *scales = a.kScales + token * superBlocks;
+    const int16_t *kSums = a.kSums + token * superBlocks * 16;
+    int64_t b0 = 0;
+    for (; b0 + 4 <= superBlocks; b0 += 4) {
         __m256i v[8];
         float d[4], dmin[4];
         for (int g = 0; g < 4; g++) {
-            if (g >= n) {
-                v[g] = v[4 + g] = _mm256_setzero_si256();
-                continue;
-            }
-            const int64_t block = token * superBlocks + b0 + g;
-            WideBlock k;
-            widen(type, row + (b0 + g) * bytes, &k);
-            const __m512i all = block_sums(type, &k, values + (b0 + g) * KILN_QK_K, NULL);
-            v[g] = _mm256_add_epi32(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
-            v[4 + g] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a.kSums + block * 16)), k.mins16);
-            d[g] = k.d * a.kScales[block];
-            dmin[g] = k.dmin * a.kScales[block];
+            const int64_t b = b0 + g;
+            rows_block(type, row + b * bytes, values + b * KILN_QK_K, kSums + b * 16, &v[g], &v[4 + g], &d[g], &dmin[g]);
         }
-        float f[8];
-        _mm256_storeu_ps(f, _mm256_cvtepi32_ps(reduce8(v)));
-        for (int g = 0; g < n; g++) {
-            acc = fmaf(f[g], d[g], acc);
-            accMin = fmaf(f[4 + g], dmin[g], accMin);
+        const __m256 f = _mm256_cvtepi32_ps(reduce8(v));
+        const __m128 ad = _mm_loadu_ps(scales + b0);
+        __m128 sums = _mm256_castps256_ps128(f), mins = _mm256_extractf128_ps(f, 1);
+        __m128 dv = _mm_mul_ps(_mm_setr_ps(d[0], d[1], d[2], d[3]), ad);
+        __m128 dminv = _mm_mul_ps(_mm_setr_ps(dmin[0], dmin[1], dmin[2], dmin[3]), ad);
+        for (int g = 0; g < 4; g++) {
+            acc = _mm_fmadd_ss(sums, dv, acc);
+            accMin = _mm_fmadd_ss(mins, dminv, accMin);
+            sums = _mm_permute_ps(sums, 0x39), mins = _mm_permute_ps(mins, 0x39);
+            dv = _mm_permute_ps(dv, 0x39), dminv = _mm_permute_ps(dminv, 0x39);
         }
     }
-    return acc - accMin;
+    for (; b0 < superBlocks; b0++) {
+        __m256i sum, mins;
+        float d, dmin;
+        rows_block(type, row + b0 * bytes, values + b0 * KILN_QK_K, kSums + b0 * 16, &sum, &mins, &d, &dmin);
+        acc = _mm_fmadd_ss(_mm_set_ss((float)reduce256(sum)), _mm_set_ss(d * scales[b0]), acc);
+        accMin = _mm_fmadd_ss(_mm_set_ss((float)reduce256(mins)), _mm_set_ss(dmin * scales[b0]), accMin);
+    }
+    return _mm_cvtss_f32(acc) - _mm_cvtss_f32(accMin);
 }
 
 // vec_dot's lanes order for one token (Q3_K, Q5_K, Q6_K, IQ4_XS decode), state in registers.
