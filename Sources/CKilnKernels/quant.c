@@ -324,13 +324,17 @@ KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base,
     __m512 acc[LANES32_TILE / 2];
     for (int i = 0; i < LANES32_TILE / 2; i++) acc[i] = _mm512_setzero_ps();
     __m512 summs = _mm512_setzero_ps();
+    // The next block's scale words are gathered a block ahead: the gather's latency would
+    // otherwise stall every block's first FMA.
+    __m512i nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base, 1);  // d, then m or bits
     for (int64_t b = 0; b < blockCount; b++) {
         const int64_t block = t * blockCount + b;
         const __m512i av = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
         const __m512i start = type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0
             ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + b * 8)))
             : _mm512_setzero_si512();
-        const __m512i words = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + b * bytes, 1);  // d, then m or bits
+        const __m512i words = nextWords;
+        if (b + 1 < blockCount) nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + (b + 1) * bytes, 1);
         const __m512 scales = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(words)), _mm512_set1_ps(a.scales[block]));
         if (hasMin) {
             const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
