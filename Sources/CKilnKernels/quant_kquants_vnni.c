@@ -135,9 +135,11 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
         const __m512i qs = _mm512_loadu_si512((const void *)(p + 32));
         const __m512i hmask = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
         for (int j = 0; j < 4; j++) {
-            const __m512i low = bit_pair(qs, j);
-            const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << j)), _mm256_set1_epi8((char)(1 << (4 + j))), 1);
-            k->u[j] = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hmask, bits), low, _mm512_set1_epi8(4));
+            // hmask bit j (first half) or 4 + j (second) rotated to bit 2 of its own byte: a
+            // 32-bit rotation by 2 − j or −(2 + j) lands there modulo 32 for every byte.
+            const __m512i counts = _mm512_inserti64x4(_mm512_set1_epi32((2 - j) & 31), _mm256_set1_epi32((30 - j) & 31), 1);
+            const __m512i high = _mm512_rolv_epi32(hmask, counts);
+            k->u[j] = _mm512_ternarylogic_epi32(bit_pair(qs, j), high, _mm512_set1_epi8(4), 0xF8);  // low | (high & 4)
         }
         spread_scales_split(scales_q3_K(p + 96), 1, k);
         k->d = _cvtsh_ss(load_u16(p + 108));
