@@ -106,12 +106,16 @@ static inline __m128i scales_mins_k4(const uint8_t *q) {
 // Q3_K's sixteen 6-bit scales minus 32 as bytes: low nibbles from bytes 0–7 (scales 0–7, then
 // their high nibbles for 8–15), the top two bits from bytes 8–11 (ggml's kmask arithmetic).
 static inline __m128i scales_q3_K(const uint8_t *q) {
-    uint32_t a[3];
-    memcpy(a, q, 12);
-    const uint32_t k1 = 0x03030303, k2 = 0x0f0f0f0f;
-    const __m128i sc = _mm_setr_epi32((int)((a[0] & k2) | ((a[2] & k1) << 4)), (int)((a[1] & k2) | (((a[2] >> 2) & k1) << 4)),
-                                      (int)(((a[0] >> 4) & k2) | (((a[2] >> 4) & k1) << 4)),
-                                      (int)(((a[1] >> 4) & k2) | (((a[2] >> 6) & k1) << 4)));
+    // The twelve bytes by two loads, so nothing past the block is read.
+    uint32_t top;
+    memcpy(&top, q + 8, 4);
+    const __m128i x = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)q), (int)top, 2);
+    // Byte i: the low nibble of byte i (i < 8), or the high nibble of byte i − 8.
+    const __m128i nibbles = _mm_and_si128(_mm_srlv_epi16(_mm_unpacklo_epi64(x, x), _mm_setr_epi16(0, 0, 0, 0, 4, 4, 4, 4)),
+                                          _mm_set1_epi8(0x0F));
+    // Byte i's top two bits: bits 2·(i/4)… of byte 8 + i % 4.
+    const __m128i tops = _mm_srlv_epi32(_mm_shuffle_epi32(x, 0xAA), _mm_setr_epi32(0, 2, 4, 6));
+    const __m128i sc = _mm_ternarylogic_epi32(nibbles, _mm_slli_epi32(tops, 4), _mm_set1_epi8(0x30), 0xF8);  // nibbles | (tops & 0x30)
     return _mm_sub_epi8(sc, _mm_set1_epi8(32));
 }
 
