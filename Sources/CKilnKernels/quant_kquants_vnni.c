@@ -50,7 +50,14 @@ static inline int split_halves(int type) { return type == KILN_QTYPE_Q2_K || typ
 
 // Bit pair j of each of the 64 quant bytes: register j of the split order.
 static inline __m512i bit_pair(__m512i qs, int j) {
+#if defined(__GFNI__)
+    // One bit-matrix product per byte: output bits 0 and 1 are input bits 2j and 2j + 1 (row i of
+    // the matrix, selecting output bit i, is byte 7 − i), instead of a shift and a mask.
+    const long long rows = (long long)(((uint64_t)(1u << (2 * j)) << 56) | ((uint64_t)(1u << (2 * j + 1)) << 48));
+    return _mm512_gf2p8affine_epi64_epi8(qs, _mm512_set1_epi64(rows), 0);
+#else
     return _mm512_and_si512(_mm512_srli_epi16(qs, 2 * j), _mm512_set1_epi8(3));
+#endif
 }
 
 static inline void spread_scales8(__m128i bytes, int isSigned, WideBlock *k) {
