@@ -88,6 +88,19 @@ static inline __m512i halves_shifted(const uint8_t *p, int low, int high) {
     return _mm512_srlv_epi16(x, counts);
 }
 
+// The low nibbles of 32 bytes at p in the first half, their high nibbles in the second.
+static inline __m512i halves_nibbles(const uint8_t *p) {
+#if defined(__GFNI__)
+    // A bit-matrix product per byte (row i, for output bit i, is byte 7 − i): bits 0–3 from bits
+    // 0–3 in the first half's qwords and from bits 4–7 in the second's.
+    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    const long long low = 0x0102040800000000LL, high = 0x1020408000000000LL;
+    return _mm512_gf2p8affine_epi64_epi8(x, _mm512_setr_epi64(low, low, low, low, high, high, high, high), 0);
+#else
+    return _mm512_and_si512(halves_shifted(p, 0, 4), _mm512_set1_epi8(0x0F));
+#endif
+}
+
 // A byte mask of the bits `lowBit` (first half) and `highBit` (second half) of 32 bytes at p.
 static inline __mmask64 halves_bit(const uint8_t *p, int lowBit, int highBit) {
     const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
@@ -163,7 +176,7 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
         // Q5_K's fifth bits are bits 2c and 2c + 1 of its 32 high bytes.
         const uint8_t *qs = p + (type == KILN_QTYPE_Q4_K ? 16 : 48);
         for (int c = 0; c < 4; c++) {
-            k->u[c] = _mm512_and_si512(halves_shifted(qs + 32 * c, 0, 4), low4);
+            k->u[c] = halves_nibbles(qs + 32 * c);
             if (type == KILN_QTYPE_Q5_K) {
                 k->u[c] = _mm512_mask_add_epi8(k->u[c], halves_bit(p + 16, 2 * c, 2 * c + 1), k->u[c], _mm512_set1_epi8(16));
             }
