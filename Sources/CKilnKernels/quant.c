@@ -144,9 +144,7 @@ KILN_ALWAYS_INLINE __m512i unpack_nibble_pair(const uint8_t *qs0, const uint8_t 
                                           _mm_loadu_si128((const __m128i *)qs0));
     const __m512i spread = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
                                                     _mm512_castsi256_si512(both));
-    const __m512i shifts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
-                                             0x0004000400040004LL, 0x0004000400040004LL);
-    return _mm512_and_si512(_mm512_srlv_epi16(spread, shifts), _mm512_set1_epi8(0x0F));
+    return kiln_nibbles_by_qword(spread, 0xCC);
 }
 
 // Signed weights times signed activations through vpdpbusd (unsigned × signed): |w| against a

@@ -55,6 +55,22 @@ const int32_t *kiln_offset_sums(const int8_t *values, int64_t count, int offset)
 #endif
 
 #if KILN_VNNI
+/// Each byte's low nibble in the qwords whose bit of `highQwords` is clear, its high nibble in
+/// the others. With GFNI one bit-matrix product per byte (row i, selecting output bit i, is the
+/// matrix's byte 7 − i) replaces a variable shift and a mask, which Zen 4 runs at half rate.
+static inline __attribute__((always_inline)) __m512i kiln_nibbles_by_qword(__m512i x, __mmask8 highQwords) {
+#if defined(__GFNI__)
+    const __m512i matrix = _mm512_mask_blend_epi64(highQwords, _mm512_set1_epi64(0x0102040800000000LL),
+                                                   _mm512_set1_epi64(0x1020408000000000LL));
+    return _mm512_gf2p8affine_epi64_epi8(x, matrix, 0);
+#else
+    const __m512i counts = _mm512_mask_blend_epi64(highQwords, _mm512_setzero_si512(), _mm512_set1_epi16(4));
+    return _mm512_and_si512(_mm512_srlv_epi16(x, counts), _mm512_set1_epi8(0x0F));
+#endif
+}
+#endif
+
+#if KILN_VNNI
 /// Sixteen int32 vectors, each two groups of eight lanes, summed per group and transposed:
 /// lane i of `first` is Σ lanes 0–7 of v[i], lane i of `second` Σ lanes 8–15 of v[i].
 static inline void kiln_reduce_groups16(const __m512i v[16], __m512i *first, __m512i *second, const int interleaved) {

@@ -80,25 +80,9 @@ static inline __m512i scale_words(__m128i bytes, int a, int b, int c, int d) {
     return _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, index, _mm512_castsi128_si512(bytes));
 }
 
-// The same 32 bytes in both 256-bit halves, shifted right per 16-bit word by `low` bits in the
-// first half and `high` in the second.
-static inline __m512i halves_shifted(const uint8_t *p, int low, int high) {
-    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-    const __m512i counts = _mm512_inserti64x4(_mm512_set1_epi16((short)low), _mm256_set1_epi16((short)high), 1);
-    return _mm512_srlv_epi16(x, counts);
-}
-
 // The low nibbles of 32 bytes at p in the first half, their high nibbles in the second.
 static inline __m512i halves_nibbles(const uint8_t *p) {
-#if defined(__GFNI__)
-    // A bit-matrix product per byte (row i, for output bit i, is byte 7 − i): bits 0–3 from bits
-    // 0–3 in the first half's qwords and from bits 4–7 in the second's.
-    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-    const long long low = 0x0102040800000000LL, high = 0x1020408000000000LL;
-    return _mm512_gf2p8affine_epi64_epi8(x, _mm512_setr_epi64(low, low, low, low, high, high, high, high), 0);
-#else
-    return _mm512_and_si512(halves_shifted(p, 0, 4), _mm512_set1_epi8(0x0F));
-#endif
+    return kiln_nibbles_by_qword(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)), 0xF0);
 }
 
 // A byte mask of the bits `lowBit` (first half) and `highBit` (second half) of 32 bytes at p.
@@ -221,12 +205,10 @@ KILN_ALWAYS_INLINE void widen(int type, const uint8_t *p, WideBlock *k) {
         const __m512i grid = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)kiln_iq4nl_values),
                                                                   _mm_set1_epi8((char)0x80)));
         const __m512i spread = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
-        const __m512i counts = _mm512_setr_epi64(0, 0, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
-                                                 0x0004000400040004LL, 0x0004000400040004LL);
         for (int c = 0; c < 4; c++) {
             // Chunks 2c and 2c + 1 (16 bytes each): [low nibbles, high nibbles] of each.
             const __m512i x = _mm512_permutexvar_epi64(spread, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 8 + 32 * c))));
-            k->u[c] = _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srlv_epi16(x, counts), low4));
+            k->u[c] = _mm512_shuffle_epi8(grid, kiln_nibbles_by_qword(x, 0xCC));
         }
         // Scale c: nibble c of the four low bytes, bits 2c…2c+1 of the high word above it, minus 32.
         uint32_t low;
