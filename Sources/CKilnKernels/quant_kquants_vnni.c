@@ -73,11 +73,12 @@ static inline int pair_sums(int type) {
     return type == KILN_QTYPE_Q2_K || type == KILN_QTYPE_Q4_K || type == KILN_QTYPE_Q5_K || type == KILN_QTYPE_Q6_K;
 }
 
-// Unsigned scale bytes as int16 words, sixteen bytes of the register from each of a, b, c, d.
+// Unsigned scale bytes as int16 words, sixteen bytes of the register from each of a, b, c, d
+// (a word permute, AVX-512 BW: no VBMI needed).
 static inline __m512i scale_words(__m128i bytes, int a, int b, int c, int d) {
-    const int A = a * 0x01010101, B = b * 0x01010101, C = c * 0x01010101, D = d * 0x01010101;
+    const int A = a * 0x10001, B = b * 0x10001, C = c * 0x10001, D = d * 0x10001;
     const __m512i index = _mm512_setr_epi32(A, A, A, A, B, B, B, B, C, C, C, C, D, D, D, D);
-    return _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, index, _mm512_castsi128_si512(bytes));
+    return _mm512_permutexvar_epi16(index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(bytes)));
 }
 
 // The low nibbles of 32 bytes at p in the first half, their high nibbles in the second.
