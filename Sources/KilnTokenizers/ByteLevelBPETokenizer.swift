@@ -1,6 +1,8 @@
 /// GPT-2-style byte-level BPE (GGUF `tokenizer.ggml.model = gpt2`): text is split by the
 /// model's pre-tokenizer, each piece's UTF-8 bytes are mapped to visible characters, and the
 /// vocabulary's merges are applied lowest rank first (leftmost on ties), as llama.cpp does.
+/// Pre-tokenizers that are not byte-encoded (Gemma 4's) merge the piece's own characters and
+/// fall back to `<0xNN>` tokens; with `escapesWhitespace` spaces are spelled `▁` first.
 public final class ByteLevelBPETokenizer: Tokenizer {
     public let vocabularySize: Int
     public let specialTokens: SpecialTokens
@@ -11,21 +13,26 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     public let addsEOS: Bool
     /// Look a whole piece up before merging (Llama 3 does).
     public let ignoresMerges: Bool
+    /// Spell every space `▁` before splitting, and back when decoding (Gemma 4).
+    public let escapesWhitespace: Bool
 
     private let pieces: [String]
     private let kinds: [TokenKind]
     private let ids: [String: Int]
     private let ranks: [String: Int]  // "left right" → merge rank
     private let splitter: SpecialTokenSplitter
+    private let byteTokens: [Int?]  // byte → id of <0xNN>, for pre-tokenizers that are not byte-encoded
 
     /// - Parameters:
     ///   - tokens: the vocabulary, in byte-level form, indexed by id.
     ///   - merges: "left right" pairs, highest priority first.
     ///   - kinds: per-token kinds (GGUF token types); nil treats every token as normal.
+    ///   - kindOverrides: kinds that replace the file's when special text is split out (llama.cpp
+    ///     gives end-of-turn texts such as `</s>` the control attribute).
     public init(
         tokens: [String], merges: [String], kinds: [TokenKind]? = nil, preTokenizer: PreTokenizer,
         specialTokens: SpecialTokens = SpecialTokens(), addsBOS: Bool = false, addsEOS: Bool = false,
-        ignoresMerges: Bool = false
+        ignoresMerges: Bool = false, escapesWhitespace: Bool = false, kindOverrides: [Int: TokenKind] = [:]
     ) throws {
         try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         vocabularySize = tokens.count
@@ -35,19 +42,49 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         var ranks: [String: Int] = [:]
         ranks.reserveCapacity(merges.count)
         for (rank, merge) in merges.enumerated() {
-            let parts = merge.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            // The first space after the first byte separates the pieces, as llama.cpp reads it (on
+            // bytes: a space before a combining mark is not a Character of its own).
+            let utf8 = Array(merge.utf8)
+            guard let space = utf8.dropFirst().firstIndex(of: 0x20), space + 1 < utf8.count,
+                  !utf8[(space + 1)...].contains(0x20) else {
                 throw TokenizerError.invalidVocabulary("merge #\(rank) \"\(merge)\" is not two pieces separated by a space")
             }
             if ranks[merge] == nil { ranks[merge] = rank }
         }
         self.ranks = ranks
-        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds)
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds, overrides: kindOverrides)
         self.specialTokens = specialTokens
         self.preTokenizer = preTokenizer
         self.addsBOS = addsBOS
         self.addsEOS = addsEOS
         self.ignoresMerges = ignoresMerges
+        self.escapesWhitespace = escapesWhitespace
+        byteTokens = (0..<256).map { [ids] byte in
+            let hex = String(byte, radix: 16, uppercase: true)
+            return ids["<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"]
+        }
+    }
+
+    /// The same vocabulary and merges under another pre-tokenizer (what llama.cpp's
+    /// `--override-kv tokenizer.ggml.pre=str:NAME` does), sharing this one's tables.
+    public func replacingPreTokenizer(_ preTokenizer: PreTokenizer, ignoresMerges: Bool, escapesWhitespace: Bool) -> ByteLevelBPETokenizer {
+        ByteLevelBPETokenizer(copying: self, preTokenizer: preTokenizer, ignoresMerges: ignoresMerges, escapesWhitespace: escapesWhitespace)
+    }
+
+    private init(copying other: ByteLevelBPETokenizer, preTokenizer: PreTokenizer, ignoresMerges: Bool, escapesWhitespace: Bool) {
+        vocabularySize = other.vocabularySize
+        specialTokens = other.specialTokens
+        addsBOS = other.addsBOS
+        addsEOS = other.addsEOS
+        pieces = other.pieces
+        kinds = other.kinds
+        ids = other.ids
+        ranks = other.ranks
+        splitter = other.splitter
+        byteTokens = other.byteTokens
+        self.preTokenizer = preTokenizer
+        self.ignoresMerges = ignoresMerges
+        self.escapesWhitespace = escapesWhitespace
     }
 
     public func piece(for id: Int) -> String? { pieces.indices.contains(id) ? pieces[id] : nil }
@@ -70,21 +107,33 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     }
 
     func encodePlain(_ text: Substring, into out: inout [Int]) {
-        let scalars = Array(text.unicodeScalars)
+        let scalars = escapesWhitespace
+            ? text.unicodeScalars.map { $0 == " " ? "\u{2581}" : $0 }
+            : Array(text.unicodeScalars)
         for range in preTokenizer.split(scalars) {
-            var utf8: [UInt8] = []
-            for scalar in scalars[range] { utf8.append(contentsOf: String(scalar).utf8) }
-            let word = ByteLevel.encode(utf8)
-            if ignoresMerges, let id = ids[word] {
+            let word: String
+            if preTokenizer.byteEncoded {
+                var utf8: [UInt8] = []
+                for scalar in scalars[range] { utf8.append(contentsOf: String(scalar).utf8) }
+                word = ByteLevel.encode(utf8)
+            } else {
+                word = String(String.UnicodeScalarView(scalars[range]))
+            }
+            if ignoresMerges || (preTokenizer.kind == "gemma4" && word.unicodeScalars.allSatisfy { $0 == "\n" }),
+               let id = ids[word] {
                 out.append(id)
                 continue
             }
             for symbol in merge(word) {
                 if let id = ids[symbol] {
                     out.append(id)
-                } else {  // not in the vocabulary: fall back to one token per byte
+                } else if preTokenizer.byteEncoded {  // not in the vocabulary: one token per byte
                     for scalar in symbol.unicodeScalars {
                         if let id = ids[String(scalar)] { out.append(id) } else if let unknown = specialTokens.unknown { out.append(unknown) }
+                    }
+                } else {
+                    for byte in symbol.utf8 {
+                        if let id = byteTokens[Int(byte)] { out.append(id) }
                     }
                 }
             }
@@ -116,7 +165,13 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         switch kinds[id] {
         case .control: return skipSpecial ? [] : Array(pieces[id].utf8)
         case .userDefined: return Array(pieces[id].utf8)
-        default: return ByteLevel.decode(pieces[id]) ?? Array(pieces[id].utf8)
+        case .byte where !preTokenizer.byteEncoded:
+            let piece = pieces[id]
+            if piece.hasPrefix("<0x"), let byte = UInt8(piece.dropFirst(3).dropLast(), radix: 16) { return [byte] }
+            return Array(piece.utf8)
+        default:
+            if escapesWhitespace { return Array(pieces[id].replacingOccurrences(of: "\u{2581}", with: " ").utf8) }
+            return ByteLevel.decode(pieces[id]) ?? Array(pieces[id].utf8)
         }
     }
 

@@ -1,198 +1,204 @@
-/// The regex-defined splits byte-level BPE models apply before merging, implemented as scanners
-/// over Unicode scalars (letters \p{L}, numbers \p{N} and White_Space from the scalar's
-/// properties) so they behave exactly as their regular expressions do, without a regex engine.
-public enum PreTokenizer: String, Sendable, CaseIterable {
-    /// GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-    case gpt2
-    /// StarCoder and SmolLM: every \p{N} on its own first, then GPT-2 on what is between.
-    case digitsThenGPT2
-    /// Llama 3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}
-    ///          | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-    case llama3
-    /// Qwen 2: Llama 3's expression with single digits (\p{N} instead of \p{N}{1,3}).
-    case qwen2
+/// The splits a byte-level BPE model applies before merging: a list of regular expressions,
+/// each splitting every piece the one before made (text between matches stays a piece of its
+/// own), exactly as llama.cpp's `unicode_regex_split` applies them. The expressions llama.cpp
+/// matches with hand-written scanners run on the same scanners here; the rest run on
+/// `PatternRegex`, over the same text llama.cpp gives `std::regex` — for an expression with
+/// `\p{…}` classes, each code point above 127 collapsed to a one-byte code of its category.
+/// Which expressions a GGUF's `tokenizer.ggml.pre` name means is data (PreTokenizerTable.swift).
+public struct PreTokenizer: Sendable, Equatable, CustomStringConvertible {
+    /// llama.cpp's name for the pre-tokenizer type (`LLAMA_VOCAB_PRE_TYPE_…` in lower case).
+    public let kind: String
+    /// The regular expressions, applied in order.
+    public let expressions: [String]
+    /// Whether pieces are spelled in GPT-2's byte alphabet before merging; false: raw UTF-8,
+    /// with `<0xNN>` byte tokens for what the vocabulary lacks.
+    public let byteEncoded: Bool
+    private let steps: [Step]
 
-    /// The pre-tokenizer a GGUF names in `tokenizer.ggml.pre` (absent means GPT-2's).
-    public init(ggufName: String?) throws {
-        switch ggufName {
-        case nil, "default", "gpt-2", "gpt2": self = .gpt2
-        case "starcoder", "smollm", "refact": self = .digitsThenGPT2
-        case "llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral": self = .llama3
-        case "qwen2", "deepseek-r1-qwen": self = .qwen2
-        case let name?: throw TokenizerError.unknownPreTokenizer(name)
+    public var description: String { kind }
+
+    /// Two pre-tokenizers are equal when they split alike: the same expressions and encoding.
+    public static func == (a: PreTokenizer, b: PreTokenizer) -> Bool {
+        a.expressions == b.expressions && a.byteEncoded == b.byteEncoded
+    }
+
+    /// GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
+    public static let gpt2 = PreTokenizer(builtIn: "gpt2")
+    /// StarCoder and SmolLM: every \p{N} on its own first, then GPT-2's expression.
+    public static let digitsThenGPT2 = PreTokenizer(builtIn: "starcoder")
+    /// Llama 3: contractions, letters with one leading non-letter, digits by three, …
+    public static let llama3 = PreTokenizer(builtIn: "llama3")
+    /// Qwen 2: Llama 3's expression with single digits.
+    public static let qwen2 = PreTokenizer(builtIn: "qwen2")
+
+    private init(builtIn kind: String) {
+        // The built-in kinds' expressions are the table's own; compiling them cannot fail.
+        self = try! PreTokenizer(kind: kind)
+    }
+
+    /// The pre-tokenizer of one of llama.cpp's types (`PreTokenizer.kinds`).
+    public init(kind: String) throws {
+        guard let entry = Self.kinds[kind] else { throw TokenizerError.unknownPreTokenizer(kind) }
+        self.kind = kind
+        expressions = entry.expressions
+        byteEncoded = entry.byteEncoded
+        do {
+            steps = try entry.expressions.map(Step.init(llamaCppExpression:))
+        } catch let error as PatternRegexError {
+            throw TokenizerError.invalidVocabulary("pre-tokenizer \(kind): \(error)")
         }
     }
+
+    /// The pre-tokenizer a GGUF names in `tokenizer.ggml.pre`; absent means llama.cpp's default.
+    public init(ggufName: String?) throws {
+        guard let entry = Self.ggufNames[Self.key(ggufName)] else {
+            throw TokenizerError.unknownPreTokenizer(ggufName ?? "")
+        }
+        try self.init(kind: entry.kind)
+    }
+
+    /// Whether llama.cpp looks a whole piece up in the vocabulary before merging, for this
+    /// `tokenizer.ggml.pre` name (`ignore_merges`: Llama 3, Tekken, GLM 4, …).
+    public static func ignoresMerges(ggufName: String?) -> Bool {
+        ggufNames[key(ggufName)]?.ignoresMerges ?? false
+    }
+
+    /// Whether llama.cpp spells spaces `▁` before splitting, for this name (`escape_whitespaces`).
+    public static func escapesWhitespace(ggufName: String?) -> Bool {
+        escapingWhitespace.contains(key(ggufName))
+    }
+
+    private static func key(_ ggufName: String?) -> String {
+        guard let ggufName, !ggufName.isEmpty else { return "default" }
+        return ggufName
+    }
+
+    /// Every `tokenizer.ggml.pre` name Kiln knows, sorted.
+    public static var ggufNameList: [String] { ggufNames.keys.sorted() }
 
     /// The pieces of `scalars`, as index ranges, in order; together they cover every scalar.
     public func split(_ scalars: [Unicode.Scalar]) -> [Range<Int>] {
-        var pieces: [Range<Int>] = []
-        switch self {
-        case .gpt2:
-            Scanner(scalars: scalars).gpt2(0..<scalars.count, into: &pieces)
-        case .digitsThenGPT2:
-            let scanner = Scanner(scalars: scalars)
-            var start = 0
-            for i in scalars.indices where scanner.flags(i).contains(.number) {
-                if start < i { scanner.gpt2(start..<i, into: &pieces) }
-                pieces.append(i..<(i + 1))
-                start = i + 1
+        guard !scalars.isEmpty else { return [] }
+        let text = PreTokenizerText(scalars)
+        var pieces = [0..<scalars.count]
+        for step in steps {
+            var next: [Range<Int>] = []
+            next.reserveCapacity(pieces.count * 2)
+            switch step {
+            case .scan(let scan):
+                let scanner = text.scanner
+                for piece in pieces { scanner.scan(scan, piece, into: &next) }
+            case .regex(let regex, let collapsed):
+                let units = collapsed ? text.collapsed : text.wide
+                units.withUnsafeBufferPointer { buffer in
+                    for piece in pieces { regex.split(buffer, piece, into: &next) }
+                }
             }
-            if start < scalars.count { scanner.gpt2(start..<scalars.count, into: &pieces) }
-        case .llama3:
-            Scanner(scalars: scalars).llama3(0..<scalars.count, maximumDigits: 3, into: &pieces)
-        case .qwen2:
-            Scanner(scalars: scalars).llama3(0..<scalars.count, maximumDigits: 1, into: &pieces)
+            pieces = next
         }
         return pieces
     }
-}
 
-struct CharacterFlags: OptionSet {
-    let rawValue: UInt8
-    static let letter = CharacterFlags(rawValue: 1)
-    static let number = CharacterFlags(rawValue: 2)
-    static let whitespace = CharacterFlags(rawValue: 4)
+    // MARK: steps
 
-    init(rawValue: UInt8) { self.rawValue = rawValue }
+    enum Step: Sendable {
+        case scan(Scan)
+        case regex(PatternRegex, collapsed: Bool)
 
-    init(_ scalar: Unicode.Scalar) {
-        var flags: CharacterFlags = []
-        switch scalar.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: flags.insert(.letter)
-        case .decimalNumber, .letterNumber, .otherNumber: flags.insert(.number)
-        default: break
-        }
-        if scalar.properties.isWhitespace { flags.insert(.whitespace) }
-        self = flags
-    }
-
-    /// [^\s\p{L}\p{N}]
-    var isOther: Bool { isEmpty }
-}
-
-private struct Scanner {
-    let scalars: [Unicode.Scalar]
-    let table: [CharacterFlags]
-
-    init(scalars: [Unicode.Scalar]) {
-        self.scalars = scalars
-        table = scalars.map { $0.value < 128 ? Scanner.ascii[Int($0.value)] : CharacterFlags($0) }
-    }
-
-    static let ascii: [CharacterFlags] = (0..<128).map { CharacterFlags(Unicode.Scalar(UInt8($0))) }
-
-    func flags(_ i: Int) -> CharacterFlags { table[i] }
-
-    func value(_ i: Int, _ range: Range<Int>) -> UInt32? { range.contains(i) ? scalars[i].value : nil }
-
-    /// Length of a contraction ('s 't 'm 'd 're 've 'll) at i, 0 if none.
-    func contraction(at i: Int, _ range: Range<Int>, ignoringCase: Bool) -> Int {
-        guard value(i, range) == 39 /* ' */, let n = value(i + 1, range) else { return 0 }
-        func lower(_ v: UInt32) -> UInt32 { ignoringCase && (65...90).contains(v) ? v + 32 : v }
-        let first = lower(n)
-        if [115, 116, 109, 100].contains(first) { return 2 }  // s t m d
-        guard let m = value(i + 2, range) else { return 0 }
-        let second = lower(m)
-        if (first == 114 && second == 101) || (first == 118 && second == 101) || (first == 108 && second == 108) { return 3 }
-        return 0
-    }
-
-    func whitespaceRun(from i: Int, _ range: Range<Int>) -> Int {
-        var n = 0
-        while i + n < range.upperBound && flags(i + n).contains(.whitespace) { n += 1 }
-        return n
-    }
-
-    func gpt2(_ range: Range<Int>, into pieces: inout [Range<Int>]) {
-        var pos = range.lowerBound
-        func emit(_ end: Int) {
-            pieces.append(pos..<end)
-            pos = end
-        }
-        while pos < range.upperBound {
-            let c = contraction(at: pos, range, ignoringCase: false)
-            if c > 0 {
-                emit(pos + c)
-                continue
+        /// llama.cpp's hand-written matcher when it has one for this exact expression
+        /// (`unicode_regex_split_custom`), else the expression compiled as `std::regex` sees it.
+        init(llamaCppExpression expression: String) throws {
+            if let scan = Scan.forExpression[expression] {
+                self = .scan(scan)
+                return
             }
-            let space = scalars[pos] == " " && pos + 1 < range.upperBound
-            let first = space ? pos + 1 : pos
-            let f = flags(first)
-            var end = first
-            if f.contains(.letter) {
-                while end < range.upperBound && flags(end).contains(.letter) { end += 1 }
-                emit(end)
-            } else if f.contains(.number) {
-                while end < range.upperBound && flags(end).contains(.number) { end += 1 }
-                emit(end)
-            } else if f.isOther {
-                while end < range.upperBound && flags(end).isOther { end += 1 }
-                emit(end)
+            if let collapsedSource = try Self.collapse(expression) {
+                self = .regex(try PatternRegex(collapsedSource, description: expression), collapsed: true)
             } else {
-                let w = whitespaceRun(from: pos, range)
-                if w > 1 && pos + w < range.upperBound {
-                    emit(pos + w - 1)  // \s+(?!\S): leave the last space to prefix the next word
-                } else {
-                    emit(pos + max(1, w))
+                self = .regex(try PatternRegex(expression.unicodeScalars.map(\.value), description: expression), collapsed: false)
+            }
+        }
+
+        /// llama.cpp's rewrite of an expression with \p{N} \p{L} \p{P} \p{M} \p{S} (and the
+        /// letter subcategories, which it does not tell apart): each becomes its category code
+        /// plus the ASCII characters of that category, bracketed unless already inside [ ].
+        /// Nil when the expression names no category.
+        static func collapse(_ expression: String) throws -> [UInt32]? {
+            let categories: [(name: String, code: UInt32, ascii: String)] = [
+                (#"\p{N}"#, 0xD1, "0-9"),
+                (#"\p{L}"#, 0xD2, "A-Za-z"), (#"\p{Lu}"#, 0xD2, "A-Za-z"), (#"\p{Ll}"#, 0xD2, "A-Za-z"),
+                (#"\p{Lt}"#, 0xD2, "A-Za-z"), (#"\p{Lm}"#, 0xD2, "A-Za-z"), (#"\p{Lo}"#, 0xD2, "A-Za-z"),
+                (#"\p{P}"#, 0xD3, #"!-#%-*,-/:-;?-@\[-\]_\{\}"#),
+                (#"\p{M}"#, 0xD4, ""),
+                (#"\p{S}"#, 0xD5, #"\$\+<->^`\|\~"#),
+            ]
+            guard categories.contains(where: { expression.contains($0.name) }) else { return nil }
+            let source = Array(expression.unicodeScalars)
+            guard source.allSatisfy(\.isASCII) else {
+                throw PatternRegexError(pattern: expression, reason: "Unicode categories beside non-ASCII characters")
+            }
+            var out: [UInt32] = []
+            var inside = false
+            var i = 0
+            while i < source.count {
+                let c = source[i]
+                if c == "[" && (i == 0 || source[i - 1] != "\\") {
+                    out.append(c.value)
+                    inside = true
+                    i += 1
+                    continue
                 }
+                if inside && c == "]" && source[i - 1] != "\\" {
+                    out.append(c.value)
+                    inside = false
+                    i += 1
+                    continue
+                }
+                if c == "\\", i + 3 < source.count, source[i + 1] == "p", source[i + 2] == "{",
+                   let close = source[(i + 3)...].firstIndex(of: "}"), close <= i + 10 {
+                    let name = String(String.UnicodeScalarView(source[i...close]))
+                    if let category = categories.first(where: { $0.name == name }) {
+                        if !inside { out.append(0x5B) }
+                        out.append(category.code)
+                        out += category.ascii.unicodeScalars.map(\.value)
+                        if !inside { out.append(0x5D) }
+                        i = close + 1
+                        continue
+                    }
+                }
+                out.append(c.value)
+                i += 1
             }
+            return out
         }
+    }
+}
+
+/// One text as each kind of step reads it, each form built on first use.
+private final class PreTokenizerText {
+    let scalars: [Unicode.Scalar]
+    private(set) lazy var scanner = Scanner(scalars: scalars)
+
+    /// What llama.cpp hands `std::regex` for an expression with categories: ASCII as itself,
+    /// whitespace above 127 as \v, every other code point as its category's code.
+    private(set) lazy var collapsed: [UInt32] = scalars.indices.map { i in
+        let v = scalars[i].value
+        if v < 128 { return v }
+        let f = scanner.flags(i)
+        if f.contains(.whitespace) { return 0x0B }
+        if f.contains(.letter) { return 0xD2 }
+        if f.contains(.number) { return 0xD1 }
+        if f.contains(.punctuation) { return 0xD3 }
+        if f.contains(.mark) { return 0xD4 }
+        if f.contains(.symbol) { return 0xD5 }
+        return 0xD0
     }
 
-    func llama3(_ range: Range<Int>, maximumDigits: Int, into pieces: inout [Range<Int>]) {
-        var pos = range.lowerBound
-        func emit(_ end: Int) {
-            pieces.append(pos..<end)
-            pos = end
-        }
-        func isNewline(_ i: Int) -> Bool { i < range.upperBound && (scalars[i] == "\r" || scalars[i] == "\n") }
-        while pos < range.upperBound {
-            let c = contraction(at: pos, range, ignoringCase: true)
-            if c > 0 {
-                emit(pos + c)
-                continue
-            }
-            let f = flags(pos)
-            // [^\r\n\p{L}\p{N}]?\p{L}+
-            var letters = pos
-            if !f.contains(.letter) && !f.contains(.number) && !isNewline(pos) && pos + 1 < range.upperBound
-                && flags(pos + 1).contains(.letter) {
-                letters = pos + 1
-            }
-            if flags(letters).contains(.letter) {
-                var end = letters
-                while end < range.upperBound && flags(end).contains(.letter) { end += 1 }
-                emit(end)
-                continue
-            }
-            // \p{N}{1,maximumDigits}
-            if f.contains(.number) {
-                var end = pos
-                while end < range.upperBound && end - pos < maximumDigits && flags(end).contains(.number) { end += 1 }
-                emit(end)
-                continue
-            }
-            // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-            let first = scalars[pos] == " " && pos + 1 < range.upperBound ? pos + 1 : pos
-            if flags(first).isOther {
-                var end = first
-                while end < range.upperBound && flags(end).isOther { end += 1 }
-                while isNewline(end) { end += 1 }
-                emit(end)
-                continue
-            }
-            // \s*[\r\n]+ : through the last newline of the whitespace run
-            let w = whitespaceRun(from: pos, range)
-            if let last = (pos..<(pos + w)).last(where: isNewline) {
-                emit(last + 1)
-                continue
-            }
-            // \s+(?!\S) | \s+
-            if w > 1 && pos + w < range.upperBound {
-                emit(pos + w - 1)
-            } else {
-                emit(pos + max(1, w))
-            }
-        }
+    /// What it hands `std::wregex` otherwise: code points, whitespace above 127 as \v.
+    private(set) lazy var wide: [UInt32] = scalars.indices.map { i in
+        let v = scalars[i].value
+        return v >= 128 && scanner.flags(i).contains(.whitespace) ? 0x0B : v
     }
+
+    init(_ scalars: [Unicode.Scalar]) { self.scalars = scalars }
 }

@@ -14,12 +14,13 @@ public final class ScoredBPETokenizer: Tokenizer {
     private let scores: [Float]
     private let kinds: [TokenKind]
     private let ids: [String: Int]
+    private let table: ByteSequenceTable  // UTF-8 of each piece → id
     private let byteTokens: [Int?]  // byte → id of <0xNN>
     private let splitter: SpecialTokenSplitter
 
     public init(
         tokens: [String], scores: [Float], kinds: [TokenKind]? = nil, specialTokens: SpecialTokens = SpecialTokens(),
-        addsBOS: Bool = true, addsEOS: Bool = false, addsSpacePrefix: Bool = true
+        addsBOS: Bool = true, addsEOS: Bool = false, addsSpacePrefix: Bool = true, kindOverrides: [Int: TokenKind] = [:]
     ) throws {
         try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         guard scores.count == tokens.count else {
@@ -30,11 +31,14 @@ public final class ScoredBPETokenizer: Tokenizer {
         self.scores = scores
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
         ids = indexTokens(tokens)
+        var table = ByteSequenceTable(capacity: tokens.count)
+        for (id, token) in tokens.enumerated() { table.insert(Array(token.utf8), value: Int32(id)) }
+        self.table = table
         byteTokens = (0..<256).map { [ids] byte in
             let hex = String(byte, radix: 16, uppercase: true)
             return ids["<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"]
         }
-        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds)
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds, overrides: kindOverrides)
         self.specialTokens = specialTokens
         self.addsBOS = addsBOS
         self.addsEOS = addsEOS
@@ -54,8 +58,12 @@ public final class ScoredBPETokenizer: Tokenizer {
                 out.append(id)
                 afterSpecial = true
             case .text(let t):
-                var escaped = (addsSpacePrefix && afterSpecial ? " " : "") + t
-                escaped = String(String.UnicodeScalarView(escaped.unicodeScalars.map { $0 == " " ? "\u{2581}" : $0 }))
+                var escaped: [UInt8] = []
+                escaped.reserveCapacity(t.utf8.count + 8)
+                if addsSpacePrefix && afterSpecial { escaped += [0xE2, 0x96, 0x81] }
+                for byte in t.utf8 {
+                    if byte == 0x20 { escaped += [0xE2, 0x96, 0x81] } else { escaped.append(byte) }  // ▁
+                }
                 encodeEscaped(escaped, into: &out)
                 afterSpecial = false
             }
@@ -64,27 +72,36 @@ public final class ScoredBPETokenizer: Tokenizer {
         return out
     }
 
-    /// The merge loop over one fragment: a doubly linked list of symbols and a max-heap of
-    /// candidate pairs keyed by (score, leftmost), as llama.cpp's SPM tokenizer runs it.
-    private func encodeEscaped(_ text: String, into out: inout [Int]) {
-        let characters = text.unicodeScalars.map { String($0) }
-        guard !characters.isEmpty else { return }
-        var symbols = characters
-        var previous = Array(-1..<(characters.count - 1))
-        var next = Array(1...characters.count)
-        next[characters.count - 1] = -1
-        var alive = [Bool](repeating: true, count: characters.count)
+    /// The merge loop over one fragment's UTF-8: a doubly linked list of symbols (byte ranges of
+    /// the text, one scalar each at first) and a max-heap of candidate pairs keyed by (score,
+    /// leftmost), as llama.cpp's SPM tokenizer runs it. Adjacent symbols are adjacent bytes, so
+    /// a pair's text is looked up in place.
+    private func encodeEscaped(_ utf8: [UInt8], into out: inout [Int]) {
+        var start: [Int] = [], length: [Int] = []
+        for (i, byte) in utf8.enumerated() where byte & 0xC0 != 0x80 {
+            if let last = start.last { length.append(i - last) }
+            start.append(i)
+        }
+        guard let last = start.last else { return }
+        length.append(utf8.count - last)
+        let n = start.count
+        var previous = Array(-1..<(n - 1))
+        var next = Array(1...n)
+        next[n - 1] = -1
+        var alive = [Bool](repeating: true, count: n)
         var heap = PairHeap()
         func consider(_ left: Int, _ right: Int) {
-            guard left >= 0, right >= 0, let id = ids[symbols[left] + symbols[right]] else { return }
-            heap.push(Pair(score: scores[id], left: left, right: right, length: symbols[left].utf8.count + symbols[right].utf8.count))
+            guard left >= 0, right >= 0 else { return }
+            let total = length[left] + length[right]
+            guard let id = table.value(in: utf8, start[left]..<(start[left] + total)) else { return }
+            heap.push(Pair(score: Double(scores[Int(id)]), left: left, right: right, length: total))
         }
-        for i in 0..<(characters.count - 1) { consider(i, i + 1) }
+        for i in 0..<(n - 1) { consider(i, i + 1) }
         while let pair = heap.pop() {
             // Skip pairs made stale by an earlier merge.
             guard alive[pair.left], alive[pair.right], next[pair.left] == pair.right,
-                  symbols[pair.left].utf8.count + symbols[pair.right].utf8.count == pair.length else { continue }
-            symbols[pair.left] += symbols[pair.right]
+                  length[pair.left] + length[pair.right] == pair.length else { continue }
+            length[pair.left] = pair.length
             alive[pair.right] = false
             next[pair.left] = next[pair.right]
             if next[pair.left] >= 0 { previous[next[pair.left]] = pair.left }
@@ -93,10 +110,11 @@ public final class ScoredBPETokenizer: Tokenizer {
         }
         var i = 0
         while i >= 0 {
-            if let id = ids[symbols[i]] {
-                out.append(id)
+            let range = start[i]..<(start[i] + length[i])
+            if let id = table.value(in: utf8, range) {
+                out.append(Int(id))
             } else {
-                for byte in symbols[i].utf8 {
+                for byte in utf8[range] {
                     if let id = byteTokens[Int(byte)] ?? specialTokens.unknown { out.append(id) }
                 }
             }
@@ -126,7 +144,7 @@ public final class ScoredBPETokenizer: Tokenizer {
 }
 
 struct Pair {
-    let score: Float
+    let score: Double
     let left: Int
     let right: Int
     let length: Int

@@ -3,9 +3,11 @@ import KilnTokenizers
 
 /// The tokenizer a GGUF model carries in its `tokenizer.ggml.*` metadata.
 public enum GGUFTokenizer {
-    /// Builds it for `tokenizer.ggml.model` gpt2 (byte-level BPE), llama (SentencePiece-style
-    /// BPE) or bert (WordPiece); any other model is an error naming it.
-    public static func load(from file: GGUFFile) throws -> any Tokenizer {
+    /// Builds it for `tokenizer.ggml.model` gpt2 (byte-level BPE, every `tokenizer.ggml.pre`
+    /// llama.cpp knows), gemma4 (BPE over raw UTF-8), llama (SentencePiece-style BPE) or bert
+    /// (WordPiece); any other model is an error naming it. `preTokenizerName` stands in for the
+    /// file's `tokenizer.ggml.pre` (for files converted without it, or with the wrong one).
+    public static func load(from file: GGUFFile, preTokenizerName: String? = nil) throws -> any Tokenizer {
         let model = try file.string("tokenizer.ggml.model")
         let tokens = try file.strings("tokenizer.ggml.tokens")
         let kinds = try file["tokenizer.ggml.token_type"].map { _ in
@@ -22,12 +24,16 @@ public enum GGUFTokenizer {
         special.endOfGeneration = endOfGeneration(tokens: tokens, eos: special.eos,
                                                   eot: id("tokenizer.ggml.eot_token_id"), eom: id("tokenizer.ggml.eom_token_id"))
         switch model {
-        case "gpt2":
-            let pre = try PreTokenizer(ggufName: file["tokenizer.ggml.pre"].flatMap { if case .string(let s) = $0 { s } else { nil } })
+        case "gpt2", "gemma4":
+            // A gemma4 vocabulary is byte-level BPE's merges over raw UTF-8 with spaces as ▁.
+            let name = preTokenizerName ?? (model == "gemma4" ? "gemma4" : file["tokenizer.ggml.pre"].flatMap { if case .string(let s) = $0 { s } else { nil } })
             return try ByteLevelBPETokenizer(
-                tokens: tokens, merges: try file.strings("tokenizer.ggml.merges"), kinds: kinds, preTokenizer: pre,
-                specialTokens: special, addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false,
-                addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false, ignoresMerges: pre == .llama3)
+                tokens: tokens, merges: try file.strings("tokenizer.ggml.merges"), kinds: kinds,
+                preTokenizer: try PreTokenizer(ggufName: name), specialTokens: special,
+                addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
+                ignoresMerges: PreTokenizer.ignoresMerges(ggufName: name),
+                escapesWhitespace: PreTokenizer.escapesWhitespace(ggufName: name),
+                kindOverrides: kindOverrides(tokens: tokens))
         case "llama":
             guard let scores = try file.array("tokenizer.ggml.scores").floats else {
                 throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
@@ -35,13 +41,14 @@ public enum GGUFTokenizer {
             return try ScoredBPETokenizer(
                 tokens: tokens, scores: scores, kinds: kinds, specialTokens: special,
                 addsBOS: flag("tokenizer.ggml.add_bos_token") ?? true, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
-                addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true)
+                addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true,
+                kindOverrides: kindOverrides(tokens: tokens))
         case "bert":
             return try WordPieceTokenizer(
                 tokens: tokens, kinds: kinds, marking: .wordStartPrefix("\u{2581}"), specialTokens: special,
                 classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"))
         default:
-            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, llama, bert)")
+            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, gemma4, llama, bert)")
         }
     }
 
@@ -53,18 +60,42 @@ public enum GGUFTokenizer {
     /// ordinary text. SmolLM2: <|endoftext|>, <|im_end|>, <reponame>; Gemma 3: <eos>,
     /// <end_of_turn>, </s>.
     static func endOfGeneration(tokens: [String], eos: Int?, eot: Int?, eom: Int?) -> Set<Int> {
-        let fillInTheMiddle: [Set<String>] = [
-            ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-            ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
-            ["<|file_sep|>"],
-        ]
-        let endMarkers: Set<String> = [
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-            "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-            "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-            "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>", "[e~[",
-        ]
         var ids = Set([eos, eot, eom].compactMap { $0 }.filter { tokens.indices.contains($0) })
+        let (markers, byText) = controlLooking(tokens: tokens)
+        ids.formUnion(markers)
+        let texts = Set(ids.map { tokens[$0] })
+        if let end = byText["<|end|>"], endIsSeparator(texts) { ids.remove(end) }
+        if let s = byText["</s>"], closingSIsText(texts) { ids.remove(s) }
+        return ids
+    }
+
+    /// `<|end|>` separates messages where `<|return|>`/`<|call|>` or `<|calls|>`/`<|flush|>` end them.
+    static func endIsSeparator(_ texts: Set<String>) -> Bool {
+        texts.isSuperset(of: ["<|return|>", "<|call|>"]) || texts.isSuperset(of: ["<|calls|>", "<|flush|>"])
+    }
+
+    /// `</s>` is ordinary text beside `<|tool_response>` (Gemma 4) or `<|plamo:eos|>`.
+    static func closingSIsText(_ texts: Set<String>) -> Bool {
+        texts.contains("<|tool_response>") || texts.contains("<|plamo:eos|>")
+    }
+
+    /// The token kinds llama.cpp's loader replaces, by text, when it finds special tokens: the
+    /// control-looking tokens become control; then `<|end|>` becomes user-defined where it is a
+    /// separator, and `</s>` normal where it is ordinary text.
+    static func kindOverrides(tokens: [String]) -> [Int: TokenKind] {
+        let (ids, byText) = controlLooking(tokens: tokens)
+        var overrides = Dictionary(uniqueKeysWithValues: ids.map { ($0, TokenKind.control) })
+        let texts = Set(ids.map { tokens[$0] })
+        if let end = byText["<|end|>"], endIsSeparator(texts) { overrides[end] = .userDefined }
+        if let s = byText["</s>"], closingSIsText(texts) { overrides[s] = .normal }
+        return overrides
+    }
+
+    /// The tokens llama.cpp gives the control attribute by their text, whatever the file's type
+    /// says: the first fill-in-the-middle pad, repository and file-separator tokens and every
+    /// end-of-turn marker (with each marker's id, the last token of that text).
+    static func controlLooking(tokens: [String]) -> (ids: Set<Int>, byText: [String: Int]) {
+        var ids = Set<Int>()
         for names in fillInTheMiddle {
             if let first = tokens.indices.first(where: { names.contains(tokens[$0]) }) { ids.insert(first) }
         }
@@ -73,13 +104,19 @@ public enum GGUFTokenizer {
             ids.insert(id)
             byText[token] = id
         }
-        let texts = Set(ids.map { tokens[$0] })
-        if let end = byText["<|end|>"], texts.isSuperset(of: ["<|return|>", "<|call|>"]) || texts.isSuperset(of: ["<|calls|>", "<|flush|>"]) {
-            ids.remove(end)
-        }
-        if let s = byText["</s>"], texts.contains("<|tool_response>") || texts.contains("<|plamo:eos|>") {
-            ids.remove(s)
-        }
-        return ids
+        return (ids, byText)
     }
+
+    static let fillInTheMiddle: [Set<String>] = [
+        ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+        ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
+        ["<|file_sep|>"],
+    ]
+
+    static let endMarkers: Set<String> = [
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+        "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+        "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+        "<\u{FF5C}end\u{2581}of\u{2581}sentence\u{FF5C}>", "[e~[",
+    ]
 }

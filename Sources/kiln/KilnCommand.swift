@@ -18,6 +18,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Kiln's speed on this machine.",
-        subcommands: [KernelBenchCommand.self, GenerateBenchCommand.self, EmbedBenchCommand.self, SearchBenchCommand.self, TrainBenchCommand.self]
+        subcommands: [KernelBenchCommand.self, GenerateBenchCommand.self, EmbedBenchCommand.self, SearchBenchCommand.self, TrainBenchCommand.self, TokenizeBenchCommand.self]
     )
 }

@@ -7,7 +7,7 @@ import Testing
 /// Byte-level BPE against llama.cpp's own tokenizer test suite (every case of the GPT-2, Llama 3,
 /// Qwen 2 and StarCoder vocabularies) and against SmolLM2 as llama.cpp tokenizes it.
 @Suite struct ByteLevelBPETests {
-    @Test(arguments: ["gpt-2", "llama-bpe", "qwen2", "starcoder"])
+    @Test(arguments: ["gpt-2", "llama-bpe", "qwen2", "starcoder", "command-r", "deepseek-coder", "deepseek-llm", "falcon", "mpt", "qwen35", "refact", "gemma-4"])
     func matchesLlamaCppVocabularyTests(name: String) throws {
         // Byte-level BPE is lossless: the ids give the text back exactly.
         try VocabFixture.check(name, roundTrip: true, byteLevelTokenizer)
