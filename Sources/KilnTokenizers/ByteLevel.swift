@@ -17,6 +17,9 @@ enum ByteLevel {
         return table
     }()
 
+    /// Each byte's character as UTF-8 (one or two bytes).
+    static let utf8: [[UInt8]] = byteToScalar.map { Array(String($0).utf8) }
+
     static let scalarToByte: [UInt32: UInt8] = {
         var map: [UInt32: UInt8] = [:]
         for (byte, scalar) in byteToScalar.enumerated() { map[scalar.value] = UInt8(byte) }

@@ -19,7 +19,8 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     private let pieces: [String]
     private let kinds: [TokenKind]
     private let ids: [String: Int]
-    private let ranks: [String: Int]  // "left right" → merge rank
+    private let table: ByteSequenceTable  // UTF-8 of each piece → id
+    private let ranks: ByteSequenceTable  // UTF-8 of left + right, split after left → merge rank
     private let splitter: SpecialTokenSplitter
     private let byteTokens: [Int?]  // byte → id of <0xNN>, for pre-tokenizers that are not byte-encoded
 
@@ -39,17 +40,20 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         pieces = tokens
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
         ids = indexTokens(tokens)
-        var ranks: [String: Int] = [:]
-        ranks.reserveCapacity(merges.count)
+        var table = ByteSequenceTable(capacity: tokens.count)
+        for (id, token) in tokens.enumerated() { table.insert(Array(token.utf8), value: Int32(id)) }
+        self.table = table
+        var ranks = ByteSequenceTable(capacity: merges.count)
         for (rank, merge) in merges.enumerated() {
             // The first space after the first byte separates the pieces, as llama.cpp reads it (on
             // bytes: a space before a combining mark is not a Character of its own).
-            let utf8 = Array(merge.utf8)
+            var utf8 = Array(merge.utf8)
             guard let space = utf8.dropFirst().firstIndex(of: 0x20), space + 1 < utf8.count,
                   !utf8[(space + 1)...].contains(0x20) else {
                 throw TokenizerError.invalidVocabulary("merge #\(rank) \"\(merge)\" is not two pieces separated by a space")
             }
-            if ranks[merge] == nil { ranks[merge] = rank }
+            utf8.remove(at: space)
+            ranks.insert(utf8, split: space, value: Int32(rank))
         }
         self.ranks = ranks
         splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds, overrides: kindOverrides)
@@ -79,6 +83,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         pieces = other.pieces
         kinds = other.kinds
         ids = other.ids
+        table = other.table
         ranks = other.ranks
         splitter = other.splitter
         byteTokens = other.byteTokens
@@ -110,52 +115,80 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         let scalars = escapesWhitespace
             ? text.unicodeScalars.map { $0 == " " ? "\u{2581}" : $0 }
             : Array(text.unicodeScalars)
+        var word: [UInt8] = [], starts: [Int] = []
         for range in preTokenizer.split(scalars) {
-            let word: String
-            if preTokenizer.byteEncoded {
-                var utf8: [UInt8] = []
-                for scalar in scalars[range] { utf8.append(contentsOf: String(scalar).utf8) }
-                word = ByteLevel.encode(utf8)
-            } else {
-                word = String(String.UnicodeScalarView(scalars[range]))
-            }
-            if ignoresMerges || (preTokenizer.kind == "gemma4" && word.unicodeScalars.allSatisfy { $0 == "\n" }),
-               let id = ids[word] {
-                out.append(id)
-                continue
-            }
-            for symbol in merge(word) {
-                if let id = ids[symbol] {
-                    out.append(id)
-                } else if preTokenizer.byteEncoded {  // not in the vocabulary: one token per byte
-                    for scalar in symbol.unicodeScalars {
-                        if let id = ids[String(scalar)] { out.append(id) } else if let unknown = specialTokens.unknown { out.append(unknown) }
+            // The piece in the vocabulary's alphabet, and where each of its first symbols starts:
+            // one per byte in GPT-2's byte alphabet, one per scalar in raw UTF-8.
+            word.removeAll(keepingCapacity: true)
+            starts.removeAll(keepingCapacity: true)
+            for scalar in scalars[range] {
+                if preTokenizer.byteEncoded {
+                    for byte in String(scalar).utf8 {
+                        starts.append(word.count)
+                        word += ByteLevel.utf8[Int(byte)]
                     }
                 } else {
-                    for byte in symbol.utf8 {
-                        if let id = byteTokens[Int(byte)] { out.append(id) }
-                    }
+                    starts.append(word.count)
+                    word += String(scalar).utf8
                 }
             }
+            if ignoresMerges || (preTokenizer.kind == "gemma4" && scalars[range].allSatisfy { $0 == "\n" }),
+               let id = table.value(in: word, 0..<word.count) {
+                out.append(Int(id))
+                continue
+            }
+            merge(word, starts, into: &out)
         }
     }
 
-    /// The word's characters merged pair by pair, lowest rank first, leftmost on ties.
-    func merge(_ word: String) -> [String] {
-        var symbols = word.unicodeScalars.map { String($0) }
-        while symbols.count > 1 {
-            var best = Int.max, at = -1
-            for i in 0..<(symbols.count - 1) {
-                if let rank = ranks[symbols[i] + " " + symbols[i + 1]], rank < best {
-                    best = rank
-                    at = i
+    /// Merges one piece's symbols lowest rank first (leftmost on ties) with a heap of candidate
+    /// pairs over a linked list, as llama.cpp's BPE session does; adjacent symbols are adjacent
+    /// bytes, so a pair is looked up in place. Symbols left outside the vocabulary fall back to
+    /// one token per byte as llama.cpp's do: the byte's own one-byte token in GPT-2's alphabet,
+    /// its `<0xNN>` token in raw UTF-8.
+    func merge(_ word: [UInt8], _ start: [Int], into out: inout [Int]) {
+        let n = start.count
+        guard n > 0 else { return }
+        var length = (0..<n).map { ($0 + 1 < n ? start[$0 + 1] : word.count) - start[$0] }
+        if n > 1 {
+            var previous = Array(-1..<(n - 1))
+            var next = Array(1...n)
+            next[n - 1] = -1
+            var alive = [Bool](repeating: true, count: n)
+            var heap = PairHeap()
+            func consider(_ left: Int, _ right: Int) {
+                guard left >= 0, right >= 0 else { return }
+                let total = length[left] + length[right]
+                guard let rank = ranks.value(in: word, start[left]..<(start[left] + total), split: length[left]) else { return }
+                heap.push(Pair(score: -Double(rank), left: left, right: right, length: total))
+            }
+            for i in 0..<(n - 1) { consider(i, i + 1) }
+            while let pair = heap.pop() {
+                guard alive[pair.left], alive[pair.right], next[pair.left] == pair.right,
+                      length[pair.left] + length[pair.right] == pair.length else { continue }
+                length[pair.left] = pair.length
+                alive[pair.right] = false
+                length[pair.right] = 0
+                next[pair.left] = next[pair.right]
+                if next[pair.left] >= 0 { previous[next[pair.left]] = pair.left }
+                consider(previous[pair.left], pair.left)
+                consider(pair.left, next[pair.left])
+            }
+        }
+        for i in 0..<n where length[i] > 0 {
+            let range = start[i]..<(start[i] + length[i])
+            if let id = table.value(in: word, range) {
+                out.append(Int(id))
+            } else if preTokenizer.byteEncoded {
+                for b in range {
+                    if let id = table.value(in: word, b..<(b + 1)) { out.append(Int(id)) }
+                }
+            } else {
+                for byte in word[range] {
+                    if let id = byteTokens[Int(byte)] { out.append(id) }
                 }
             }
-            if at < 0 { break }
-            symbols[at] += symbols[at + 1]
-            symbols.remove(at: at + 1)
         }
-        return symbols
     }
 
     // MARK: decoding
