@@ -39,6 +39,8 @@ public final class WordPieceTokenizer: Tokenizer {
     private let pieces: [String]
     private let kinds: [TokenKind]
     private let ids: [String: Int]
+    private let table: ByteSequenceTable  // UTF-8 of each piece → id
+    private let prefix: [UInt8]  // the marking's prefix, as UTF-8
     private let splitter: SpecialTokenSplitter
 
     public init(
@@ -56,6 +58,12 @@ public final class WordPieceTokenizer: Tokenizer {
         pieces = tokens
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
         ids = indexTokens(tokens)
+        var table = ByteSequenceTable(capacity: tokens.count)
+        for (id, token) in tokens.enumerated() { table.insert(Array(token.utf8), value: Int32(id)) }
+        self.table = table
+        switch marking {
+        case .continuationPrefix(let p), .wordStartPrefix(let p): prefix = Array(p.utf8)
+        }
         splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds)
         self.specialTokens = specialTokens
         self.normalization = normalization
@@ -80,7 +88,7 @@ public final class WordPieceTokenizer: Tokenizer {
             switch fragment {
             case .special(let id): body.append(id)
             case .text(let t):
-                for word in words(of: String(t)) { encodeWord(word, into: &body) }
+                for word in words(of: String(t)) { encodeWord(Array(word.utf8), into: &body) }
             }
         }
         let reserved = addSpecial ? (classifier == nil ? 0 : 1) + (separator == nil ? 0 : 1) : 0
@@ -92,13 +100,14 @@ public final class WordPieceTokenizer: Tokenizer {
     /// Normalized words and single punctuation characters, in order.
     func words(of text: String) -> [String] {
         var scalars = Array(text.unicodeScalars)
+        let ascii = scalars.allSatisfy(\.isASCII)
         if normalization.cleanText {
             scalars = scalars.compactMap { s in
                 if s.value == 0 || s.value == 0xFFFD || isControl(s) { return nil }
                 return isWhitespace(s) ? " " : s
             }
         }
-        if normalization.stripAccents {
+        if normalization.stripAccents && !ascii {  // ASCII has nothing to decompose
             let decomposed = String(String.UnicodeScalarView(scalars)).decomposedStringWithCanonicalMapping
             scalars = decomposed.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }
         }
@@ -113,51 +122,71 @@ public final class WordPieceTokenizer: Tokenizer {
                 finish()
                 continue
             }
-            let lowered: [Unicode.Scalar] = normalization.lowercase ? Array(s.properties.lowercaseMapping.unicodeScalars) : [s]
             if isPunctuation(s) || (normalization.handleChineseCharacters && isChinese(s)) {
                 finish()
-                current.append(contentsOf: lowered)
+                appendLowered(s, to: &current)
                 finish()
             } else {
-                current.append(contentsOf: lowered)
+                appendLowered(s, to: &current)
             }
         }
         finish()
         return words
     }
 
-    /// Greedy longest match from each position; a word with any unmatched position is unknown.
-    func encodeWord(_ word: String, into out: inout [Int]) {
-        let characters = Array(word.unicodeScalars)
-        guard characters.count <= maximumWordLength else {
+    private func appendLowered(_ s: Unicode.Scalar, to word: inout String.UnicodeScalarView) {
+        guard normalization.lowercase else { return word.append(s) }
+        if s.isASCII {
+            word.append((65...90).contains(s.value) ? Unicode.Scalar(s.value + 32)! : s)
+        } else {
+            word.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
+        }
+    }
+
+    /// Greedy longest match from each position (ends on scalar boundaries); a word with any
+    /// unmatched position is unknown. Candidates are looked up as bytes: the marking's prefix
+    /// is copied once per position in front of the rest of the word.
+    func encodeWord(_ word: [UInt8], into out: inout [Int]) {
+        var boundaries: [Int] = []  // scalar starts, then the end
+        for (i, byte) in word.enumerated() where byte & 0xC0 != 0x80 { boundaries.append(i) }
+        guard boundaries.count <= maximumWordLength else {
             out.append(specialTokens.unknown!)
             return
         }
-        var found: [Int] = []
-        var start = 0
-        while start < characters.count {
-            var end = characters.count
-            var match: Int?
+        boundaries.append(word.count)
+        let continuation: Bool
+        switch marking {
+        case .continuationPrefix: continuation = true
+        case .wordStartPrefix: continuation = false
+        }
+        let mark = prefix.count
+        var scratch = prefix
+        let before = out.count
+        var start = 0  // index into boundaries
+        while start < boundaries.count - 1 {
+            let marked = continuation ? start > 0 : start == 0
+            scratch.removeSubrange(mark...)
+            scratch += word[boundaries[start]...]
+            var match: (id: Int32, end: Int)?
+            var end = boundaries.count - 1
             while end > start {
-                var piece = String(String.UnicodeScalarView(characters[start..<end]))
-                switch marking {
-                case .continuationPrefix(let prefix): if start > 0 { piece = prefix + piece }
-                case .wordStartPrefix(let prefix): if start == 0 { piece = prefix + piece }
-                }
-                if let id = ids[piece] {
-                    match = id
+                let length = boundaries[end] - boundaries[start]
+                let id = marked ? table.value(in: scratch, 0..<(mark + length))
+                    : table.value(in: word, boundaries[start]..<boundaries[end])
+                if let id {
+                    match = (id, end)
                     break
                 }
                 end -= 1
             }
-            guard let id = match else {
+            guard let match else {
+                out.removeSubrange(before...)
                 out.append(specialTokens.unknown!)
                 return
             }
-            found.append(id)
-            start = end
+            out.append(Int(match.id))
+            start = match.end
         }
-        out.append(contentsOf: found)
     }
 
     public func bytes(for id: Int, skipSpecial: Bool) throws -> [UInt8] {
