@@ -122,6 +122,13 @@ import Testing
         #expect(noModel.status == 1 && noModel.stderr.contains("no readable config.json"))
         let notVectors = try Self.kiln(["bench", "search", "--vectors", invalid.path])
         #expect(notVectors.status == 1 && notVectors.stderr.contains(invalid.path))
+        let notCorpus = try Self.kiln(["bench", "tokenize", "--model", Self.model, "--corpus", invalid.path])
+        #expect(notCorpus.status == 1 && notCorpus.stderr.contains("not valid UTF-8"))
+        let lines = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-\(UUID().uuidString).jsonl")
+        try Data("{\"long\": \"a kiln\"}\n{\"short\": 3}\n".utf8).write(to: lines)
+        defer { try? FileManager.default.removeItem(at: lines) }
+        let noField = try Self.kiln(["bench", "tokenize", "--model", Self.model, "--corpus", lines.path])
+        #expect(noField.status == 1 && noField.stderr.contains("line 2 has no string field \"long\""), "\(noField.stderr)")
     }
 
     @Test func generateGreedyFollowsTheLogits() throws {
