@@ -13,7 +13,7 @@ struct ByteSequenceTable: Sendable {
     private var values: [Int32] = []
     /// Fingerprint (high 32 bits) and entry index + 1 (low 32); 0 is empty.
     private var slots: [UInt64]
-    private let mask: Int
+    private var mask: Int
 
     init(capacity: Int) {
         var size = 16
@@ -47,6 +47,7 @@ struct ByteSequenceTable: Sendable {
     /// Adds `key` unless it is already present (the first value stays, as vocabularies keep the
     /// first id of a repeated piece and the lowest rank of a repeated merge).
     mutating func insert(_ key: [UInt8], split: Int = 0, value: Int32) {
+        if (values.count + 1) * 2 > slots.count { grow() }
         key.withUnsafeBufferPointer { k in
             let h = Self.hash(k, split: split)
             var slot = Int(truncatingIfNeeded: h) & mask
@@ -59,6 +60,21 @@ struct ByteSequenceTable: Sendable {
             values.append(value)
             slots[slot] = (h >> 32) << 32 | UInt64(entries.count)
             store.append(contentsOf: k)
+        }
+    }
+
+    /// Twice the slots, every entry placed again (its hash recomputed from the store).
+    private mutating func grow() {
+        slots = [UInt64](repeating: 0, count: slots.count * 2)
+        mask = slots.count - 1
+        store.withUnsafeBufferPointer { s in
+            for (index, info) in entries.enumerated() {
+                let key = UnsafeBufferPointer(rebasing: s[Int(info >> 32)..<(Int(info >> 32) + Int(info & 0xFFFF_FFFF))])
+                let h = Self.hash(key, split: Int(splits[index]))
+                var slot = Int(truncatingIfNeeded: h) & mask
+                while slots[slot] != 0 { slot = (slot + 1) & mask }
+                slots[slot] = (h >> 32) << 32 | UInt64(index + 1)
+            }
         }
     }
 

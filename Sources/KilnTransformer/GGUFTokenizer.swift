@@ -4,8 +4,8 @@ import KilnTokenizers
 /// The tokenizer a GGUF model carries in its `tokenizer.ggml.*` metadata.
 public enum GGUFTokenizer {
     /// Builds it for `tokenizer.ggml.model` gpt2 (byte-level BPE, every `tokenizer.ggml.pre`
-    /// llama.cpp knows), gemma4 (BPE over raw UTF-8), llama (SentencePiece-style BPE) or bert
-    /// (WordPiece); any other model is an error naming it. `preTokenizerName` stands in for the
+    /// llama.cpp knows), gemma4 (BPE over raw UTF-8), llama (SentencePiece-style BPE), t5
+    /// (SentencePiece Unigram) or bert (WordPiece); any other model is an error naming it. `preTokenizerName` stands in for the
     /// file's `tokenizer.ggml.pre` (for files converted without it, or with the wrong one).
     public static func load(from file: GGUFFile, preTokenizerName: String? = nil) throws -> any Tokenizer {
         let model = try file.string("tokenizer.ggml.model")
@@ -43,12 +43,32 @@ public enum GGUFTokenizer {
                 addsBOS: flag("tokenizer.ggml.add_bos_token") ?? true, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
                 addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true,
                 kindOverrides: kindOverrides(tokens: tokens))
+        case "t5":
+            guard let scores = try file.array("tokenizer.ggml.scores").floats else {
+                throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
+            }
+            var charsmap: [UInt8]?
+            if file["tokenizer.ggml.precompiled_charsmap"] != nil {
+                switch try file.array("tokenizer.ggml.precompiled_charsmap") {
+                case .uint8(let bytes): charsmap = bytes
+                case .int8(let bytes): charsmap = bytes.map { UInt8(bitPattern: $0) }
+                default:
+                    throw GGUFError.wrongType(key: "tokenizer.ggml.precompiled_charsmap", expected: "array of uint8", found: "another array")
+                }
+            }
+            if special.unknown == nil { special.unknown = 2 }  // llama.cpp's Unigram defaults
+            if special.eos == nil { special.eos = 1 }
+            return try UnigramTokenizer(
+                tokens: tokens, scores: scores, kinds: kinds, precompiledCharsmap: charsmap, specialTokens: special,
+                addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? true,
+                addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true,
+                removesExtraWhitespace: flag("tokenizer.ggml.remove_extra_whitespaces") ?? false)
         case "bert":
             return try WordPieceTokenizer(
                 tokens: tokens, kinds: kinds, marking: .wordStartPrefix("\u{2581}"), specialTokens: special,
                 classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"))
         default:
-            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, gemma4, llama, bert)")
+            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, gemma4, llama, t5, bert)")
         }
     }
 
