@@ -5,7 +5,8 @@ import KilnTokenizers
 public enum GGUFTokenizer {
     /// Builds it for `tokenizer.ggml.model` gpt2 (byte-level BPE, every `tokenizer.ggml.pre`
     /// llama.cpp knows), gemma4 (BPE over raw UTF-8), llama (SentencePiece-style BPE), t5
-    /// (SentencePiece Unigram), rwkv (greedy longest byte pieces) or bert (WordPiece); any other model is an error naming it. `preTokenizerName` stands in for the
+    /// (SentencePiece Unigram), rwkv (greedy longest byte pieces), plamo2 (lowest-cost path from
+    /// the end) or bert (WordPiece); any other model is an error naming it. `preTokenizerName` stands in for the
     /// file's `tokenizer.ggml.pre` (for files converted without it, or with the wrong one).
     public static func load(from file: GGUFFile, preTokenizerName: String? = nil) throws -> any Tokenizer {
         let model = try file.string("tokenizer.ggml.model")
@@ -63,6 +64,11 @@ public enum GGUFTokenizer {
                 addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? true,
                 addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true,
                 removesExtraWhitespace: flag("tokenizer.ggml.remove_extra_whitespaces") ?? false)
+        case "plamo2":
+            guard let scores = try file.array("tokenizer.ggml.scores").floats else {
+                throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
+            }
+            return try PLaMo2Tokenizer(tokens: tokens, scores: scores, kinds: kinds, specialTokens: special)
         case "rwkv":
             return try RWKVTokenizer(tokens: tokens, kinds: kinds, specialTokens: special)
         case "bert":
@@ -70,7 +76,7 @@ public enum GGUFTokenizer {
                 tokens: tokens, kinds: kinds, marking: .wordStartPrefix("\u{2581}"), specialTokens: special,
                 classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"))
         default:
-            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, gemma4, llama, t5, rwkv, bert)")
+            throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, gemma4, llama, t5, rwkv, plamo2, bert)")
         }
     }
 
