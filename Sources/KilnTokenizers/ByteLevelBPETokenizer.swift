@@ -101,12 +101,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
         var out: [Int] = []
         if addSpecial && addsBOS, let bos = specialTokens.bos { out.append(bos) }
-        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
-            switch fragment {
-            case .special(let id): out.append(id)
-            case .text(let t): encodePlain(t, into: &out)
-            }
-        }
+        splitter.encode(text, parseSpecial: parseSpecial, into: &out) { t, out in encodePlain(t, into: &out) }
         if addSpecial && addsEOS, let eos = specialTokens.eos { out.append(eos) }
         return out
     }
@@ -150,32 +145,10 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         let n = start.count
         guard n > 0 else { return }
         var length = (0..<n).map { ($0 + 1 < n ? start[$0 + 1] : word.count) - start[$0] }
-        if n > 1 {
-            var previous = Array(-1..<(n - 1))
-            var next = Array(1...n)
-            next[n - 1] = -1
-            var alive = [Bool](repeating: true, count: n)
-            var heap = PairHeap()
-            func consider(_ left: Int, _ right: Int) {
-                guard left >= 0, right >= 0 else { return }
-                let total = length[left] + length[right]
-                guard let rank = ranks.value(in: word, start[left]..<(start[left] + total), split: length[left]) else { return }
-                heap.push(Pair(score: -Double(rank), left: left, right: right, length: total))
-            }
-            for i in 0..<(n - 1) { consider(i, i + 1) }
-            while let pair = heap.pop() {
-                guard alive[pair.left], alive[pair.right], next[pair.left] == pair.right,
-                      length[pair.left] + length[pair.right] == pair.length else { continue }
-                length[pair.left] = pair.length
-                alive[pair.right] = false
-                length[pair.right] = 0
-                next[pair.left] = next[pair.right]
-                if next[pair.left] >= 0 { previous[next[pair.left]] = pair.left }
-                consider(previous[pair.left], pair.left)
-                consider(pair.left, next[pair.left])
-            }
+        let survivors = PairMerge.run(start: start, length: &length) { left, total, leftLength in
+            ranks.value(in: word, left..<(left + total), split: leftLength).map { -Double($0) }
         }
-        for i in 0..<n where length[i] > 0 {
+        for i in survivors {
             let range = start[i]..<(start[i] + length[i])
             if let id = table.value(in: word, range) {
                 out.append(Int(id))

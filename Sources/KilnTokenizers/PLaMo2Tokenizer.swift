@@ -61,12 +61,7 @@ public final class PLaMo2Tokenizer: Tokenizer {
 
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
         var out: [Int] = []
-        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
-            switch fragment {
-            case .special(let id): out.append(id)
-            case .text(let t): encodeText(t, into: &out)
-            }
-        }
+        splitter.encode(text, parseSpecial: parseSpecial, into: &out) { t, out in encodeText(t, into: &out) }
         return out
     }
 
@@ -119,18 +114,10 @@ public final class PLaMo2Tokenizer: Tokenizer {
 
     public func bytes(for id: Int, skipSpecial: Bool) throws -> [UInt8] {
         guard pieces.indices.contains(id) else { throw TokenizerError.idOutOfRange(id, vocabularySize: vocabularySize) }
-        switch kinds[id] {
-        case .control: return skipSpecial ? [] : Array(pieces[id].utf8)
-        case .byte:
-            if let byte = UInt8(pieces[id].dropFirst(3).dropLast(), radix: 16), pieces[id].hasPrefix("<0x") { return [byte] }
-            return Array(pieces[id].utf8)
-        default: return Array(pieces[id].utf8)
-        }
+        return pieceBytes(pieces[id], kind: kinds[id], skipSpecial: skipSpecial, spaceMarks: false)
     }
 
     public func decode(_ ids: [Int], skipSpecial: Bool) throws -> String {
-        var utf8: [UInt8] = []
-        for id in ids { utf8 += try bytes(for: id, skipSpecial: skipSpecial) }
-        return String(decoding: utf8, as: UTF8.self)
+        try decodedText(ids, skipSpecial: skipSpecial, droppingLeadingSpace: false)
     }
 }

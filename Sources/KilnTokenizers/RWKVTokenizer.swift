@@ -60,12 +60,7 @@ public final class RWKVTokenizer: Tokenizer {
 
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
         var out: [Int] = []
-        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
-            switch fragment {
-            case .special(let id): out.append(id)
-            case .text(let t): encodeBytes(Array(t.utf8), into: &out)
-            }
-        }
+        splitter.encode(text, parseSpecial: parseSpecial, into: &out) { t, out in encodeBytes(Array(t.utf8), into: &out) }
         return out
     }
 
@@ -93,8 +88,6 @@ public final class RWKVTokenizer: Tokenizer {
     }
 
     public func decode(_ ids: [Int], skipSpecial: Bool) throws -> String {
-        var utf8: [UInt8] = []
-        for id in ids { utf8 += try bytes(for: id, skipSpecial: skipSpecial) }
-        return String(decoding: utf8, as: UTF8.self)
+        try decodedText(ids, skipSpecial: skipSpecial, droppingLeadingSpace: false)
     }
 }

@@ -84,32 +84,10 @@ public final class ScoredBPETokenizer: Tokenizer {
         }
         guard let last = start.last else { return }
         length.append(utf8.count - last)
-        let n = start.count
-        var previous = Array(-1..<(n - 1))
-        var next = Array(1...n)
-        next[n - 1] = -1
-        var alive = [Bool](repeating: true, count: n)
-        var heap = PairHeap()
-        func consider(_ left: Int, _ right: Int) {
-            guard left >= 0, right >= 0 else { return }
-            let total = length[left] + length[right]
-            guard let id = table.value(in: utf8, start[left]..<(start[left] + total)) else { return }
-            heap.push(Pair(score: Double(scores[Int(id)]), left: left, right: right, length: total))
+        let survivors = PairMerge.run(start: start, length: &length) { left, total, _ in
+            table.value(in: utf8, left..<(left + total)).map { Double(scores[Int($0)]) }
         }
-        for i in 0..<(n - 1) { consider(i, i + 1) }
-        while let pair = heap.pop() {
-            // Skip pairs made stale by an earlier merge.
-            guard alive[pair.left], alive[pair.right], next[pair.left] == pair.right,
-                  length[pair.left] + length[pair.right] == pair.length else { continue }
-            length[pair.left] = pair.length
-            alive[pair.right] = false
-            next[pair.left] = next[pair.right]
-            if next[pair.left] >= 0 { previous[next[pair.left]] = pair.left }
-            consider(previous[pair.left], pair.left)
-            consider(pair.left, next[pair.left])
-        }
-        var i = 0
-        while i >= 0 {
+        for i in survivors {
             let range = start[i]..<(start[i] + length[i])
             if let id = table.value(in: utf8, range) {
                 out.append(Int(id))
@@ -118,73 +96,17 @@ public final class ScoredBPETokenizer: Tokenizer {
                     if let id = byteTokens[Int(byte)] ?? specialTokens.unknown { out.append(id) }
                 }
             }
-            i = next[i]
         }
     }
 
     public func bytes(for id: Int, skipSpecial: Bool) throws -> [UInt8] {
         guard pieces.indices.contains(id) else { throw TokenizerError.idOutOfRange(id, vocabularySize: vocabularySize) }
-        switch kinds[id] {
-        case .control: return skipSpecial ? [] : Array(pieces[id].utf8)
-        case .byte:
-            if let byte = UInt8(pieces[id].dropFirst(3).dropLast(), radix: 16), pieces[id].hasPrefix("<0x") { return [byte] }
-            return Array(pieces[id].utf8)
-        case .userDefined: return Array(pieces[id].utf8)
-        default: return Array(pieces[id].replacingSpaceMarks().utf8)
-        }
+        return pieceBytes(pieces[id], kind: kinds[id], skipSpecial: skipSpecial, spaceMarks: true)
     }
 
     /// Text of `ids`; the `▁` added as a prefix at the start is removed again.
     public func decode(_ ids: [Int], skipSpecial: Bool) throws -> String {
-        var utf8: [UInt8] = []
-        for id in ids { utf8 += try bytes(for: id, skipSpecial: skipSpecial) }
-        if addsSpacePrefix, utf8.first == 0x20 { utf8.removeFirst() }
-        return String(decoding: utf8, as: UTF8.self)
-    }
-}
-
-struct Pair {
-    let score: Double
-    let left: Int
-    let right: Int
-    let length: Int
-
-    /// Higher score first, then the leftmost.
-    func outranks(_ other: Pair) -> Bool { score > other.score || (score == other.score && left < other.left) }
-}
-
-/// A binary max-heap of candidate merges.
-struct PairHeap {
-    private var items: [Pair] = []
-
-    mutating func push(_ pair: Pair) {
-        items.append(pair)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard items[i].outranks(items[parent]) else { break }
-            items.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func pop() -> Pair? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var best = i
-                if l < items.count && items[l].outranks(items[best]) { best = l }
-                if r < items.count && items[r].outranks(items[best]) { best = r }
-                if best == i { break }
-                items.swapAt(i, best)
-                i = best
-            }
-        }
-        return top
+        try decodedText(ids, skipSpecial: skipSpecial, droppingLeadingSpace: addsSpacePrefix)
     }
 }
 

@@ -79,12 +79,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
         var out: [Int] = []
         if addSpecial && addsBOS, let bos = specialTokens.bos { out.append(bos) }
-        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
-            switch fragment {
-            case .special(let id): out.append(id)
-            case .text(let t): out += encodePlain(String(t))
-            }
-        }
+        splitter.encode(text, parseSpecial: parseSpecial, into: &out) { t, out in out += encodePlain(String(t)) }
         if addSpecial && addsEOS, let eos = specialTokens.eos { out.append(eos) }
         return out
     }

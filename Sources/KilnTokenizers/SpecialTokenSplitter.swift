@@ -61,6 +61,17 @@ struct SpecialTokenSplitter: Sendable {
         return nodes.flatMap { ending[$0].map(Int.init) }.filter { parseSpecial || !specials[$0].control }.sorted()
     }
 
+    /// `text`'s ids appended to `out`: each special token's id, and what `plain` makes of the
+    /// text between them.
+    func encode(_ text: String, parseSpecial: Bool, into out: inout [Int], plain: (Substring, inout [Int]) -> Void) {
+        for fragment in split(text, parseSpecial: parseSpecial) {
+            switch fragment {
+            case .special(let id): out.append(id)
+            case .text(let t): plain(t, &out)
+            }
+        }
+    }
+
     /// The fragments of `text`, as llama.cpp makes them: each special in turn, longest first,
     /// splits every text fragment at each of its occurrences, left to right.
     func split(_ text: String, parseSpecial: Bool) -> [Fragment] {

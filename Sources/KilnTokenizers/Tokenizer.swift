@@ -55,3 +55,30 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
 public enum TokenKind: Int, Sendable {
     case undefined = 0, normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
 }
+
+/// The bytes a SentencePiece-family piece contributes to decoded text: `dropped` kinds (control
+/// tokens) nothing when special tokens are skipped and their text otherwise, `<0xNN>` byte
+/// tokens their byte, user-defined pieces their text, the rest their text with `▁` read as a
+/// space when `spaceMarks` is set.
+func pieceBytes(_ piece: String, kind: TokenKind, skipSpecial: Bool, dropped: Set<TokenKind> = [.control],
+                spaceMarks: Bool) -> [UInt8] {
+    if dropped.contains(kind) { return skipSpecial ? [] : Array(piece.utf8) }
+    switch kind {
+    case .byte:
+        if piece.hasPrefix("<0x"), let byte = UInt8(piece.dropFirst(3).dropLast(), radix: 16) { return [byte] }
+        return Array(piece.utf8)
+    case .userDefined: return Array(piece.utf8)
+    default: return Array((spaceMarks ? piece.replacingSpaceMarks() : piece).utf8)
+    }
+}
+
+extension Tokenizer {
+    /// The ids' bytes joined and read as UTF-8, without the first space when the tokenizer put
+    /// one in front of the text.
+    func decodedText(_ ids: [Int], skipSpecial: Bool, droppingLeadingSpace: Bool) throws -> String {
+        var utf8: [UInt8] = []
+        for id in ids { utf8 += try bytes(for: id, skipSpecial: skipSpecial) }
+        if droppingLeadingSpace, utf8.first == 0x20 { utf8.removeFirst() }
+        return String(decoding: utf8, as: UTF8.self)
+    }
+}

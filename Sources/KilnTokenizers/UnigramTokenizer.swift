@@ -63,12 +63,7 @@ public final class UnigramTokenizer: Tokenizer {
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int] {
         var out: [Int] = []
         if addSpecial && addsBOS, let bos = specialTokens.bos { out.append(bos) }
-        for fragment in splitter.split(text, parseSpecial: parseSpecial) {
-            switch fragment {
-            case .special(let id): out.append(id)
-            case .text(let t): encodeNormalized(normalize(Array(t.utf8)), into: &out)
-            }
-        }
+        splitter.encode(text, parseSpecial: parseSpecial, into: &out) { t, out in encodeNormalized(normalize(Array(t.utf8)), into: &out) }
         if addSpecial && addsEOS, let eos = specialTokens.eos { out.append(eos) }
         return out
     }
@@ -173,22 +168,12 @@ public final class UnigramTokenizer: Tokenizer {
 
     public func bytes(for id: Int, skipSpecial: Bool) throws -> [UInt8] {
         guard pieces.indices.contains(id) else { throw TokenizerError.idOutOfRange(id, vocabularySize: vocabularySize) }
-        switch kinds[id] {
-        case .control, .unknown, .unused: return skipSpecial ? [] : Array(pieces[id].utf8)
-        case .byte:
-            if let byte = UInt8(pieces[id].dropFirst(3).dropLast(), radix: 16), pieces[id].hasPrefix("<0x") { return [byte] }
-            return Array(pieces[id].utf8)
-        case .userDefined: return Array(pieces[id].utf8)
-        default: return Array(pieces[id].replacingSpaceMarks().utf8)
-        }
+        return pieceBytes(pieces[id], kind: kinds[id], skipSpecial: skipSpecial, dropped: [.control, .unknown, .unused], spaceMarks: true)
     }
 
     /// Text of `ids`; the `▁` added in front is removed again.
     public func decode(_ ids: [Int], skipSpecial: Bool) throws -> String {
-        var utf8: [UInt8] = []
-        for id in ids { utf8 += try bytes(for: id, skipSpecial: skipSpecial) }
-        if addsSpacePrefix, utf8.first == 0x20 { utf8.removeFirst() }
-        return String(decoding: utf8, as: UTF8.self)
+        try decodedText(ids, skipSpecial: skipSpecial, droppingLeadingSpace: addsSpacePrefix)
     }
 }
 

@@ -9,21 +9,11 @@ import Testing
 /// vocabularies Kiln writes (tokenizers/rwkv/, tokenizers/plamo2/; scripts/make-rwkv-vocab,
 /// scripts/make-plamo2-vocab): the 78 texts of the pre-tokenizer set.
 @Suite struct KilnVocabularyTests {
-    struct Fixture: Decodable {
-        struct Case: Decodable {
-            let text: String
-            let ids: [Int]
-        }
-
-        let vocab_file: String
-        let cases: [Case]
-    }
-
     @Test(arguments: ["rwkv", "plamo2"])
     func matchesLlamaCpp(kind: String) throws {
         let directory = Fixtures.url("tokenizers/\(kind)")
         let fixture = try JSONDecoder().decode(
-            Fixture.self, from: Data(contentsOf: directory.appendingPathComponent("ggml-vocab-\(kind)-test.json")))
+            VocabFixture.self, from: Data(contentsOf: directory.appendingPathComponent("ggml-vocab-\(kind)-test.json")))
         let tokenizer = try GGUFTokenizer.load(from: try GGUFFile(path: directory.appendingPathComponent(fixture.vocab_file).path))
         #expect(kind == "rwkv" ? tokenizer is RWKVTokenizer : tokenizer is PLaMo2Tokenizer)
         for c in fixture.cases {
