@@ -79,5 +79,10 @@ import Testing
         #expect { try render("{% for x in range(100000000) %}{% endfor %}") } throws: { "\($0)".contains("range") }
         #expect { try render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}") } throws: { "\($0)".contains("nested deeper") }
         #expect { try render("{% if %}") } throws: { "\($0)".contains("syntax") }
+        // A dict literal's keys keep their type: numbers sort and compare as numbers.
+        #expect(try render("{% for k, v in {512: 1, 0: 2, 64: 3}|dictsort %}{% if 100 <= k %}{{ k }}:{{ v }} {% endif %}{% endfor %}") == "512:1 ")
+        #expect(try render("{{ {0: 'a'}[0] }}{{ {1: 2}.keys()|list }}{{ {1: 2} }}") == "a[1]{1: 2}")
+        // jinja2 selects nothing from a falsy value, so `tools|selectattr(…)` works while tools is None.
+        #expect(try render("{% set tools = none %}{{ tools|selectattr('type', 'equalto', 'x')|list|length }}{{ none|reject|list }}") == "0[]")
     }
 }

@@ -252,8 +252,8 @@ enum Builtins {
             }
         case .object(let o):
             switch name {
-            case "items": return bound { _, _ in .array(o.entries.map { .array([.string($0.key), $0.value]) }) }
-            case "keys": return bound { _, _ in .array(o.entries.map { .string($0.key) }) }
+            case "items": return bound { _, _ in .array(o.entries.map { .array([o.keyValue($0.key), $0.value]) }) }
+            case "keys": return bound { _, _ in .array(o.entries.map { o.keyValue($0.key) }) }
             case "values": return bound { _, _ in .array(o.entries.map(\.value)) }
             case "get": return bound { args, _ in o[args.first?.text ?? ""] ?? (args.count > 1 ? args[1] : .none) }
             case "update", "pop", "setdefault", "clear":
@@ -329,7 +329,7 @@ enum Builtins {
     static func iterateValue(_ v: JinjaValue) throws -> [JinjaValue] {
         switch v {
         case .array(let a): return a
-        case .object(let o): return o.entries.map { .string($0.key) }
+        case .object(let o): return o.entries.map { o.keyValue($0.key) }
         case .string(let s): return s.map { .string(String($0)) }
         case .undefined: return []
         default: throw JinjaError.type("'\(v.typeName)' object is not iterable")

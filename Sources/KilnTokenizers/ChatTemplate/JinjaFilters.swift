@@ -54,17 +54,17 @@ extension Builtins {
                 if value.isUndefined { return .array([]) }
                 throw JinjaError.type("items: \(value.typeName) is not a mapping")
             }
-            return .array(o.entries.map { .array([.string($0.key), $0.value]) })
+            return .array(o.entries.map { .array([o.keyValue($0.key), $0.value]) })
         case "dictsort":
             guard case .object(let o) = value else { throw JinjaError.type("dictsort: \(value.typeName) is not a mapping") }
             let caseSensitive = keyword(kwargs, "case_sensitive")?.truthy ?? false
             let byValue = keyword(kwargs, "by")?.text == "value"
             let sorted = try o.entries.sorted { a, b in
-                var x: JinjaValue = byValue ? a.value : .string(a.key), y: JinjaValue = byValue ? b.value : .string(b.key)
+                var x: JinjaValue = byValue ? a.value : o.keyValue(a.key), y: JinjaValue = byValue ? b.value : o.keyValue(b.key)
                 if !caseSensitive, case .string(let p) = x, case .string(let q) = y { x = .string(p.lowercased()); y = .string(q.lowercased()) }
                 return try compare(x, y) < 0
             }
-            return .array(sorted.map { .array([.string($0.key), $0.value]) })
+            return .array(sorted.map { .array([o.keyValue($0.key), $0.value]) })
         case "lower": return .string(value.text.lowercased())
         case "upper": return .string(value.text.uppercased())
         case "title": return .string(title(value.text))
@@ -75,6 +75,7 @@ extension Builtins {
         case "selectattr", "rejectattr":
             guard let attribute = args.first?.text else { throw JinjaError.type("\(name) needs an attribute name") }
             let keep = name == "selectattr"
+            guard value.truthy else { return .array([]) }  // jinja2 selects from nothing when the value is falsy (None)
             return .array(try interpreter.iterate(value).filter { item in
                 let v = try interpreter.attribute(item, attribute)
                 let passes = args.count > 1 ? try test(args[1].text, v, Array(args.dropFirst(2)), interpreter) : v.truthy
@@ -82,6 +83,7 @@ extension Builtins {
             })
         case "select", "reject":
             let keep = name == "select"
+            guard value.truthy else { return .array([]) }
             return .array(try interpreter.iterate(value).filter { item in
                 let passes = args.isEmpty ? item.truthy : try test(args[0].text, item, Array(args.dropFirst()), interpreter)
                 return passes == keep

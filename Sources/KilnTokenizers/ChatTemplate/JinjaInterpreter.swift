@@ -186,7 +186,7 @@ final class JinjaInterpreter {
         case .list(let items): return .array(try items.map(evaluate))
         case .dict(let pairs):
             var o = JinjaObject()
-            for (k, v) in pairs { o[try evaluate(k).text] = try evaluate(v) }
+            for (k, v) in pairs { o.set(try evaluate(k), try evaluate(v)) }
             return .object(o)
         case .attribute(let base, let name): return try attribute(try evaluate(base), name)
         case .item(let base, let index): return try item(try evaluate(base), try evaluate(index))

@@ -52,7 +52,7 @@ public indirect enum JinjaValue: Sendable {
         switch self {
         case .string(let s): return pythonStringRepr(s)
         case .array(let a): return "[" + a.map(\.repr).joined(separator: ", ") + "]"
-        case .object(let o): return "{" + o.entries.map { "\(pythonStringRepr($0.key)): \($0.value.repr)" }.joined(separator: ", ") + "}"
+        case .object(let o): return "{" + o.entries.map { "\(o.keyValue($0.key).repr): \($0.value.repr)" }.joined(separator: ", ") + "}"
         default: return text
         }
     }
@@ -104,6 +104,19 @@ extension JinjaValue: Equatable {
 public struct JinjaObject: Sendable {
     public private(set) var entries: [(key: String, value: JinjaValue)] = []
     private var index: [String: Int] = [:]
+    /// The keys that were not strings (`{0: 0, 512: 128}`), looked up by their text but given
+    /// back as themselves, so `for k, v in d|dictsort` compares numbers with numbers.
+    private var nonStringKeys: [String: JinjaValue] = [:]
+
+    /// A key as the template wrote it.
+    public func keyValue(_ key: String) -> JinjaValue { nonStringKeys[key] ?? .string(key) }
+
+    /// Sets `value` under a key of any type (a dict literal's).
+    mutating func set(_ key: JinjaValue, _ value: JinjaValue) {
+        let text = key.text
+        if case .string = key {} else if index[text] == nil { nonStringKeys[text] = key }
+        self[text] = value
+    }
 
     public init(_ pairs: [(String, JinjaValue)] = []) {
         for (k, v) in pairs { self[k] = v }
