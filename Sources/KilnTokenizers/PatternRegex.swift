@@ -67,39 +67,44 @@ struct PatternRegex: Sendable {
 
     // MARK: matching
 
-    /// The end of the first match that starts at `start` within `range`, nil when none.
+    /// The end of the first match that starts at `start` within `range`, nil when none (or when
+    /// `budget`, in instructions, runs out).
     /// `nonEmpty` refuses an empty match (std::regex's `match_not_null`).
-    func match(_ text: UnsafeBufferPointer<UInt32>, at start: Int, in range: Range<Int>, nonEmpty: Bool = false) -> Int? {
+    func match(_ text: UnsafeBufferPointer<UInt32>, at start: Int, in range: Range<Int>, nonEmpty: Bool = false,
+               budget: inout Int) -> Int? {
         var stack: [(pc: Int, pos: Int)] = []
-        return run(0, text, start, range, nonEmpty, &stack)
+        return run(0, text, start, range, nonEmpty, &stack, &budget)
     }
 
     /// The first (leftmost) match at or after `from`, as a range.
-    func search(_ text: UnsafeBufferPointer<UInt32>, from: Int, in range: Range<Int>) -> Range<Int>? {
+    func search(_ text: UnsafeBufferPointer<UInt32>, from: Int, in range: Range<Int>, budget: inout Int) -> Range<Int>? {
         var stack: [(pc: Int, pos: Int)] = []
         var s = from
-        while s <= range.upperBound {
-            if let end = run(0, text, s, range, false, &stack) { return s..<end }
+        while s <= range.upperBound && budget > 0 {
+            if let end = run(0, text, s, range, false, &stack, &budget) { return s..<end }
             s += 1
         }
         return nil
     }
 
     /// The pieces std::regex_iterator makes of `range`: every match and every stretch between
-    /// matches, in order (empty matches leave no piece).
+    /// matches, in order (empty matches leave no piece). Backtracking can take time quadratic
+    /// in a piece's length (as std::regex's does); past a budget linear in the length, the rest
+    /// of the piece is left whole, so no input can stall a tokenizer.
     func split(_ text: UnsafeBufferPointer<UInt32>, _ range: Range<Int>, into pieces: inout [Range<Int>]) {
+        var budget = 256 * range.count + 1_000_000
         var previousEnd = range.lowerBound
-        var next = search(text, from: range.lowerBound, in: range)
-        while let m = next {
+        var next = search(text, from: range.lowerBound, in: range, budget: &budget)
+        while let m = next, budget > 0 {
             if m.lowerBound > previousEnd { pieces.append(previousEnd..<m.lowerBound) }
             if !m.isEmpty { pieces.append(m) }
             previousEnd = m.upperBound
             if !m.isEmpty {
-                next = search(text, from: m.upperBound, in: range)
-            } else if let end = match(text, at: m.upperBound, in: range, nonEmpty: true) {
+                next = search(text, from: m.upperBound, in: range, budget: &budget)
+            } else if let end = match(text, at: m.upperBound, in: range, nonEmpty: true, budget: &budget) {
                 next = m.upperBound..<end
             } else if m.upperBound < range.upperBound {
-                next = search(text, from: m.upperBound + 1, in: range)
+                next = search(text, from: m.upperBound + 1, in: range, budget: &budget)
             } else {
                 next = nil
             }
@@ -109,7 +114,7 @@ struct PatternRegex: Sendable {
 
     private func run(
         _ index: Int, _ text: UnsafeBufferPointer<UInt32>, _ start: Int, _ range: Range<Int>, _ nonEmpty: Bool,
-        _ stack: inout [(pc: Int, pos: Int)]
+        _ stack: inout [(pc: Int, pos: Int)], _ budget: inout Int
     ) -> Int? {
         let program = programs[index]
         let base = stack.count
@@ -117,6 +122,8 @@ struct PatternRegex: Sendable {
         var pc = 0, pos = start
         func isWord(_ i: Int) -> Bool { range.contains(i) && ClassEscape.word.contains(text[i]) }
         while true {
+            budget -= 1
+            if budget < 0 { return nil }
             var ok = true
             switch program[pc] {
             case .unit(let set):
@@ -132,7 +139,7 @@ struct PatternRegex: Sendable {
             case .jump(let target):
                 pc = target
             case .lookahead(let sub, let negated):
-                let found = run(sub, text, pos, range, false, &stack) != nil
+                let found = run(sub, text, pos, range, false, &stack, &budget) != nil
                 if found != negated { pc += 1 } else { ok = false }
             case .atStart:
                 if pos == range.lowerBound { pc += 1 } else { ok = false }

@@ -84,12 +84,23 @@ import Testing
         #expect(checked > 0)
     }
 
+    /// `\s+$` on a long run of spaces that ends in a symbol backtracks quadratically, in
+    /// llama.cpp as in any backtracking engine; the split gives up on such a piece after a
+    /// budget linear in its length, so a hostile text cannot stall tokenization.
+    @Test func pathologicalBacktrackingIsBounded() throws {
+        let pre = try PreTokenizer(ggufName: "deepseek-llm")
+        let text = Array((String(repeating: " ", count: 50_000) + "€").unicodeScalars)
+        let pieces = pre.split(text)
+        #expect(pieces.first?.lowerBound == 0 && pieces.last?.upperBound == text.count)
+        #expect(zip(pieces, pieces.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+    }
+
     @Test func regexFollowsECMAScriptOrder() throws {
         func split(_ pattern: String, _ text: String) throws -> [String] {
             let regex = try PatternRegex(pattern.unicodeScalars.map(\.value), description: pattern)
             let units = text.unicodeScalars.map(\.value)
             var pieces: [Range<Int>] = []
-            units.withUnsafeBufferPointer { regex.split($0, 0..<units.count, into: &pieces) }
+            units.withUnsafeBufferPointer { regex.split($0, 0..<units.count, into: &pieces) }  // within budget
             return pieces.map { String(String.UnicodeScalarView(text.unicodeScalars.map { $0 }[$0])) }
         }
         // Alternatives are tried left to right, not longest first.
