@@ -6,8 +6,9 @@ public enum GGUFTokenizer {
     /// Builds it for `tokenizer.ggml.model` gpt2 (byte-level BPE, every `tokenizer.ggml.pre`
     /// llama.cpp knows), gemma4 (BPE over raw UTF-8), llama (SentencePiece-style BPE), t5
     /// (SentencePiece Unigram), rwkv (greedy longest byte pieces), plamo2 (lowest-cost path from
-    /// the end) or bert (WordPiece); any other model is an error naming it. `preTokenizerName` stands in for the
-    /// file's `tokenizer.ggml.pre` (for files converted without it, or with the wrong one).
+    /// the end) or bert (WordPiece); any other model is an error naming it. `preTokenizerName`
+    /// stands in for the file's `tokenizer.ggml.pre` (for files converted without it, or with
+    /// the wrong one).
     public static func load(from file: GGUFFile, preTokenizerName: String? = nil) throws -> any Tokenizer {
         let model = try file.string("tokenizer.ggml.model")
         let tokens = try file.strings("tokenizer.ggml.tokens")
