@@ -17,7 +17,8 @@ public final class PLaMo2Tokenizer: Tokenizer {
 
     private static let unknownCost: Int64 = 10_000_000
 
-    public init(tokens: [String], scores: [Float], kinds: [TokenKind]? = nil, specialTokens: SpecialTokens = SpecialTokens()) throws {
+    public init(tokens: [String], scores: [Float], kinds: [TokenKind]? = nil, specialTokens: SpecialTokens = SpecialTokens(),
+                kindOverrides: [Int: TokenKind] = [:]) throws {
         try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         guard scores.count == tokens.count else {
             throw TokenizerError.invalidVocabulary("\(scores.count) scores for \(tokens.count) tokens")
@@ -52,7 +53,7 @@ public final class PLaMo2Tokenizer: Tokenizer {
         self.trie = trie
         self.costs = costs
         self.byteTokens = byteTokens
-        splitter = SpecialTokenSplitter(tokens: tokens, kinds: kinds)
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: kinds, overrides: kindOverrides)
         self.specialTokens = specialTokens
     }
 

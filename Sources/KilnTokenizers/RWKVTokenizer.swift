@@ -12,7 +12,8 @@ public final class RWKVTokenizer: Tokenizer {
     private let trie: ByteTrie
     private let splitter: SpecialTokenSplitter
 
-    public init(tokens: [String], kinds: [TokenKind]? = nil, specialTokens: SpecialTokens = SpecialTokens()) throws {
+    public init(tokens: [String], kinds: [TokenKind]? = nil, specialTokens: SpecialTokens = SpecialTokens(),
+                kindOverrides: [Int: TokenKind] = [:]) throws {
         try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         vocabularySize = tokens.count
         pieces = tokens
@@ -23,7 +24,7 @@ public final class RWKVTokenizer: Tokenizer {
         var trie = ByteTrie()
         for (id, bytes) in pieceBytes.enumerated() { trie.insert(bytes, value: Int32(id)) }
         self.trie = trie
-        splitter = SpecialTokenSplitter(tokens: tokens, kinds: kinds)
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: kinds, overrides: kindOverrides)
         self.specialTokens = specialTokens
     }
 

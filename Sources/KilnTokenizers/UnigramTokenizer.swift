@@ -25,7 +25,7 @@ public final class UnigramTokenizer: Tokenizer {
     public init(
         tokens: [String], scores: [Float], kinds: [TokenKind]? = nil, precompiledCharsmap: [UInt8]?,
         specialTokens: SpecialTokens, addsBOS: Bool = false, addsEOS: Bool = true, addsSpacePrefix: Bool = true,
-        removesExtraWhitespace: Bool = false
+        removesExtraWhitespace: Bool = false, kindOverrides: [Int: TokenKind] = [:]
     ) throws {
         try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         guard scores.count == tokens.count else {
@@ -49,7 +49,7 @@ public final class UnigramTokenizer: Tokenizer {
         self.userDefinedTrie = userDefinedTrie
         unknownScore = Double(minimum) - 10
         charsmap = try precompiledCharsmap.map(PrecompiledCharsmap.init)
-        splitter = SpecialTokenSplitter(tokens: tokens, kinds: kinds)
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: kinds, overrides: kindOverrides)
         self.specialTokens = specialTokens
         self.addsBOS = addsBOS
         self.addsEOS = addsEOS

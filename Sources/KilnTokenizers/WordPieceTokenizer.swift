@@ -45,7 +45,8 @@ public final class WordPieceTokenizer: Tokenizer {
 
     public init(
         tokens: [String], kinds: [TokenKind]? = nil, marking: PieceMarking, normalization: Normalization = Normalization(),
-        specialTokens: SpecialTokens, classifier: Int?, separator: Int?, maximumWordLength: Int = 100
+        specialTokens: SpecialTokens, classifier: Int?, separator: Int?, maximumWordLength: Int = 100,
+        kindOverrides: [Int: TokenKind] = [:]
     ) throws {
         try validateVocabulary(tokens: tokens, kinds: kinds, specialTokens: specialTokens)
         guard specialTokens.unknown != nil else { throw TokenizerError.invalidVocabulary("WordPiece needs an unknown token") }
@@ -64,7 +65,7 @@ public final class WordPieceTokenizer: Tokenizer {
         switch marking {
         case .continuationPrefix(let p), .wordStartPrefix(let p): prefix = Array(p.utf8)
         }
-        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds)
+        splitter = SpecialTokenSplitter(tokens: tokens, kinds: self.kinds, overrides: kindOverrides)
         self.specialTokens = specialTokens
         self.normalization = normalization
         self.marking = marking

@@ -20,11 +20,20 @@ public enum GGUFTokenizer {
         }
         func id(_ key: String) -> Int? { file[key]?.integer }
         func flag(_ key: String) -> Bool? { if case .bool(let b)? = file[key] { b } else { nil } }
+        // llama.cpp's default ids for the vocabulary kinds whose files may leave them out.
+        let defaults: (bos: Int?, eos: Int?, pad: Int?, unknown: Int?) = switch model {
+        case "t5": (nil, 1, 0, 2)
+        case "plamo2": (1, 2, 3, 0)
+        default: (nil, nil, nil, nil)
+        }
         var special = SpecialTokens(
-            bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"),
-            pad: id("tokenizer.ggml.padding_token_id"), unknown: id("tokenizer.ggml.unknown_token_id"))
-        special.endOfGeneration = endOfGeneration(tokens: tokens, eos: special.eos,
-                                                  eot: id("tokenizer.ggml.eot_token_id"), eom: id("tokenizer.ggml.eom_token_id"))
+            bos: id("tokenizer.ggml.bos_token_id") ?? defaults.bos, eos: id("tokenizer.ggml.eos_token_id") ?? defaults.eos,
+            pad: id("tokenizer.ggml.padding_token_id") ?? defaults.pad,
+            unknown: id("tokenizer.ggml.unknown_token_id") ?? defaults.unknown)
+        let turnEnds = [special.eos, id("tokenizer.ggml.eot_token_id"), id("tokenizer.ggml.eom_token_id")]
+            .compactMap { $0 }.filter { tokens.indices.contains($0) }
+        special.endOfGeneration = endOfGeneration(tokens: tokens, ends: turnEnds)
+        let kindOverrides = kindOverrides(tokens: tokens, ends: turnEnds)
         switch model {
         case "gpt2", "gemma4":
             // A gemma4 vocabulary is byte-level BPE's merges over raw UTF-8 with spaces as ▁.
@@ -35,7 +44,7 @@ public enum GGUFTokenizer {
                 addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
                 ignoresMerges: PreTokenizer.ignoresMerges(ggufName: name),
                 escapesWhitespace: PreTokenizer.escapesWhitespace(ggufName: name),
-                kindOverrides: kindOverrides(tokens: tokens))
+                kindOverrides: kindOverrides)
         case "llama":
             guard let scores = try file.array("tokenizer.ggml.scores").floats else {
                 throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
@@ -44,7 +53,7 @@ public enum GGUFTokenizer {
                 tokens: tokens, scores: scores, kinds: kinds, specialTokens: special,
                 addsBOS: flag("tokenizer.ggml.add_bos_token") ?? true, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? false,
                 addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true,
-                kindOverrides: kindOverrides(tokens: tokens))
+                kindOverrides: kindOverrides)
         case "t5":
             guard let scores = try file.array("tokenizer.ggml.scores").floats else {
                 throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
@@ -58,24 +67,25 @@ public enum GGUFTokenizer {
                     throw GGUFError.wrongType(key: "tokenizer.ggml.precompiled_charsmap", expected: "array of uint8", found: "another array")
                 }
             }
-            if special.unknown == nil { special.unknown = 2 }  // llama.cpp's Unigram defaults
-            if special.eos == nil { special.eos = 1 }
             return try UnigramTokenizer(
                 tokens: tokens, scores: scores, kinds: kinds, precompiledCharsmap: charsmap, specialTokens: special,
                 addsBOS: flag("tokenizer.ggml.add_bos_token") ?? false, addsEOS: flag("tokenizer.ggml.add_eos_token") ?? true,
                 addsSpacePrefix: flag("tokenizer.ggml.add_space_prefix") ?? true,
-                removesExtraWhitespace: flag("tokenizer.ggml.remove_extra_whitespaces") ?? false)
+                removesExtraWhitespace: flag("tokenizer.ggml.remove_extra_whitespaces") ?? false,
+                kindOverrides: kindOverrides)
         case "plamo2":
             guard let scores = try file.array("tokenizer.ggml.scores").floats else {
                 throw GGUFError.wrongType(key: "tokenizer.ggml.scores", expected: "array of float32", found: "another array")
             }
-            return try PLaMo2Tokenizer(tokens: tokens, scores: scores, kinds: kinds, specialTokens: special)
+            return try PLaMo2Tokenizer(tokens: tokens, scores: scores, kinds: kinds, specialTokens: special,
+                                       kindOverrides: kindOverrides)
         case "rwkv":
-            return try RWKVTokenizer(tokens: tokens, kinds: kinds, specialTokens: special)
+            return try RWKVTokenizer(tokens: tokens, kinds: kinds, specialTokens: special, kindOverrides: kindOverrides)
         case "bert":
             return try WordPieceTokenizer(
                 tokens: tokens, kinds: kinds, marking: .wordStartPrefix("\u{2581}"), specialTokens: special,
-                classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"))
+                classifier: id("tokenizer.ggml.cls_token_id"), separator: id("tokenizer.ggml.seperator_token_id"),
+                kindOverrides: kindOverrides)
         default:
             throw GGUFError.invalid(field: "tokenizer.ggml.model", reason: "\"\(model)\" is not a tokenizer Kiln implements (gpt2, gemma4, llama, t5, rwkv, plamo2, bert)")
         }
@@ -88,8 +98,8 @@ public enum GGUFTokenizer {
     /// show it is a separator, and `</s>` where `<|tool_response>` or `<|plamo:eos|>` show it is
     /// ordinary text. SmolLM2: <|endoftext|>, <|im_end|>, <reponame>; Gemma 3: <eos>,
     /// <end_of_turn>, </s>.
-    static func endOfGeneration(tokens: [String], eos: Int?, eot: Int?, eom: Int?) -> Set<Int> {
-        var ids = Set([eos, eot, eom].compactMap { $0 }.filter { tokens.indices.contains($0) })
+    static func endOfGeneration(tokens: [String], ends: [Int]) -> Set<Int> {
+        var ids = Set(ends)
         let (markers, byText) = controlLooking(tokens: tokens)
         ids.formUnion(markers)
         let texts = Set(ids.map { tokens[$0] })
@@ -109,12 +119,13 @@ public enum GGUFTokenizer {
     }
 
     /// The token kinds llama.cpp's loader replaces, by text, when it finds special tokens: the
-    /// control-looking tokens become control; then `<|end|>` becomes user-defined where it is a
-    /// separator, and `</s>` normal where it is ordinary text.
-    static func kindOverrides(tokens: [String]) -> [Int: TokenKind] {
+    /// control-looking tokens become control; then, judged among them and the EOS/EOT/EOM
+    /// `ends`, `<|end|>` becomes user-defined where it is a separator and `</s>` normal where it
+    /// is ordinary text.
+    static func kindOverrides(tokens: [String], ends: [Int]) -> [Int: TokenKind] {
         let (ids, byText) = controlLooking(tokens: tokens)
         var overrides = Dictionary(uniqueKeysWithValues: ids.map { ($0, TokenKind.control) })
-        let texts = Set(ids.map { tokens[$0] })
+        let texts = Set(ids.union(ends).map { tokens[$0] })
         if let end = byText["<|end|>"], endIsSeparator(texts) { overrides[end] = .userDefined }
         if let s = byText["</s>"], closingSIsText(texts) { overrides[s] = .normal }
         return overrides

@@ -19,6 +19,9 @@ import Testing
         for c in fixture.cases {
             let ids = tokenizer.encode(c.text, addSpecial: false, parseSpecial: false)
             #expect(ids == c.ids, "\(kind) \(c.text.debugDescription)\n got  \(ids.map { tokenizer.piece(for: $0) ?? "?" })\n want \(c.ids.map { tokenizer.piece(for: $0) ?? "?" })")
+            if let special = c.ids_special {
+                #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == special, "\(kind) special \(c.text.debugDescription)")
+            }
             // Both spell every byte, so nothing is lost (PLaMo 2 drops a leading byte-order mark).
             let text = kind == "plamo2" && c.text.hasPrefix("\u{FEFF}") ? String(c.text.dropFirst()) : c.text
             #expect(try tokenizer.decode(c.ids, skipSpecial: false) == text, "\(kind) round trip \(c.text.debugDescription)")

@@ -9,6 +9,8 @@ struct VocabFixture: Decodable {
     struct Case: Decodable {
         let text: String
         let ids: [Int]
+        /// With special parsing on, where recorded.
+        let ids_special: [Int]?
     }
 
     let vocab_file: String
@@ -33,6 +35,9 @@ struct VocabFixture: Decodable {
                 failures += 1
                 let got = ids.map { tokenizer.piece(for: $0) ?? "?" }, want = c.ids.map { tokenizer.piece(for: $0) ?? "?" }
                 Issue.record("\(name): \(c.text.debugDescription)\n  got  \(got)\n  want \(want)")
+            }
+            if let special = c.ids_special {
+                #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == special, "\(name) special \(c.text.debugDescription)")
             }
             if roundTrip {
                 #expect(try tokenizer.decode(c.ids, skipSpecial: true) == c.text, "\(name) round trip \(c.text.debugDescription)")
