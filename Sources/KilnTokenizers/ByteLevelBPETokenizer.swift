@@ -40,9 +40,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
         pieces = tokens
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
         ids = indexTokens(tokens)
-        var table = ByteSequenceTable(capacity: tokens.count)
-        for (id, token) in tokens.enumerated() { table.insert(Array(token.utf8), value: Int32(id)) }
-        self.table = table
+        table = ByteSequenceTable(pieces: tokens)
         var ranks = ByteSequenceTable(capacity: merges.count)
         for (rank, merge) in merges.enumerated() {
             // The first space after the first byte separates the pieces, as llama.cpp reads it (on
@@ -127,7 +125,7 @@ public final class ByteLevelBPETokenizer: Tokenizer {
                     word += String(scalar).utf8
                 }
             }
-            if ignoresMerges || (preTokenizer.kind == "gemma4" && scalars[range].allSatisfy { $0 == "\n" }),
+            if ignoresMerges || (preTokenizer.looksUpNewlineRuns && scalars[range].allSatisfy { $0 == "\n" }),
                let id = table.value(in: word, 0..<word.count) {
                 out.append(Int(id))
                 continue

@@ -22,7 +22,11 @@ struct ByteSequenceTable: Sendable {
         mask = size - 1
     }
 
-    var count: Int { values.count }
+    /// Each piece's UTF-8 → its id (the first id of a repeated piece).
+    init(pieces: [String]) {
+        self.init(capacity: pieces.count)
+        for (id, piece) in pieces.enumerated() { insert(Array(piece.utf8), value: Int32(id)) }
+    }
 
     /// Eight bytes at a time, multiply-xorshift mixed: keys are short pieces of text.
     private static func hash(_ bytes: UnsafeBufferPointer<UInt8>, split: Int) -> UInt64 {

@@ -47,8 +47,13 @@ public final class PLaMo2Tokenizer: Tokenizer {
         var trie = ByteTrie()
         var costs: [(id: Int32, cost: Int64)] = []
         for (text, entry) in latest where entry.score.isFinite && !text.isEmpty {
+            let scaled = (Double(entry.score) * 1e4).rounded(.toNearestOrAwayFromZero)
+            // llama.cpp keeps scaled scores in 32 bits; anything outside is a broken file, not a trap here.
+            guard abs(scaled) <= Double(Int32.max) else {
+                throw TokenizerError.invalidVocabulary("token \(entry.id) has score \(entry.score), outside what PLaMo 2's integer scores hold")
+            }
             trie.insert(text, value: Int32(costs.count))
-            costs.append((Int32(entry.id), -Int64((Double(entry.score) * 1e4).rounded(.toNearestOrAwayFromZero))))
+            costs.append((Int32(entry.id), -Int64(scaled)))
         }
         self.trie = trie
         self.costs = costs
@@ -70,13 +75,13 @@ public final class PLaMo2Tokenizer: Tokenizer {
         var scalars = Array(text.unicodeScalars)
         if scalars.first == "\u{FEFF}" { scalars.removeFirst() }
         guard !scalars.isEmpty else { return }
-        var utf8: [UInt8] = [], scalarAt: [Int: Int] = [:]  // byte offset → scalar index
-        var offsets: [Int] = []
-        for (i, s) in scalars.enumerated() {
+        var utf8: [UInt8] = [], offsets: [Int] = []
+        for s in scalars {
             offsets.append(utf8.count)
-            scalarAt[utf8.count] = i
             utf8 += String(s).utf8
         }
+        var scalarAt = [Int](repeating: -1, count: utf8.count + 1)  // byte offset → scalar index
+        for (i, offset) in offsets.enumerated() { scalarAt[offset] = i }
         scalarAt[utf8.count] = scalars.count
         let n = scalars.count
         var cost = [Int64](repeating: 1 << 60, count: n + 1)
@@ -86,7 +91,7 @@ public final class PLaMo2Tokenizer: Tokenizer {
         for i in stride(from: n - 1, through: 0, by: -1) {
             var matches: [(end: Int, index: Int32)] = []
             trie.forEachPrefix(utf8, from: offsets[i]) { end, index in
-                if let j = scalarAt[end] { matches.append((j, index)) }
+                if scalarAt[end] >= 0 { matches.append((scalarAt[end], index)) }
             }
             for match in matches.reversed() {  // longest first; a tie keeps the earlier
                 let c = cost[match.end] + costs[Int(match.index)].cost

@@ -17,6 +17,10 @@ public struct PreTokenizer: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { kind }
 
+    /// Whether a piece of newlines alone is looked up whole before merging, as llama.cpp does
+    /// for Gemma 4's type (its merges never join newlines).
+    public var looksUpNewlineRuns: Bool { kind == "gemma4" }
+
     /// Two pre-tokenizers are equal when they split alike: the same expressions and encoding.
     public static func == (a: PreTokenizer, b: PreTokenizer) -> Bool {
         a.expressions == b.expressions && a.byteEncoded == b.byteEncoded

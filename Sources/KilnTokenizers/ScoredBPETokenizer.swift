@@ -31,9 +31,7 @@ public final class ScoredBPETokenizer: Tokenizer {
         self.scores = scores
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
         ids = indexTokens(tokens)
-        var table = ByteSequenceTable(capacity: tokens.count)
-        for (id, token) in tokens.enumerated() { table.insert(Array(token.utf8), value: Int32(id)) }
-        self.table = table
+        table = ByteSequenceTable(pieces: tokens)
         byteTokens = (0..<256).map { [ids] byte in
             let hex = String(byte, radix: 16, uppercase: true)
             return ids["<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"]

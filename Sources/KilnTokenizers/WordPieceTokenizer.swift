@@ -59,9 +59,7 @@ public final class WordPieceTokenizer: Tokenizer {
         pieces = tokens
         self.kinds = kinds ?? [TokenKind](repeating: .normal, count: tokens.count)
         ids = indexTokens(tokens)
-        var table = ByteSequenceTable(capacity: tokens.count)
-        for (id, token) in tokens.enumerated() { table.insert(Array(token.utf8), value: Int32(id)) }
-        self.table = table
+        table = ByteSequenceTable(pieces: tokens)
         switch marking {
         case .continuationPrefix(let p), .wordStartPrefix(let p): prefix = Array(p.utf8)
         }

@@ -32,8 +32,9 @@ public enum GGUFTokenizer {
             unknown: id("tokenizer.ggml.unknown_token_id") ?? defaults.unknown)
         let turnEnds = [special.eos, id("tokenizer.ggml.eot_token_id"), id("tokenizer.ggml.eom_token_id")]
             .compactMap { $0 }.filter { tokens.indices.contains($0) }
-        special.endOfGeneration = endOfGeneration(tokens: tokens, ends: turnEnds)
-        let kindOverrides = kindOverrides(tokens: tokens, ends: turnEnds)
+        let controlLooking = controlLooking(tokens: tokens)
+        special.endOfGeneration = endOfGeneration(tokens: tokens, ends: turnEnds, controlLooking: controlLooking)
+        let kindOverrides = kindOverrides(tokens: tokens, ends: turnEnds, controlLooking: controlLooking)
         switch model {
         case "gpt2", "gemma4":
             // A gemma4 vocabulary is byte-level BPE's merges over raw UTF-8 with spaces as ▁.
@@ -98,9 +99,10 @@ public enum GGUFTokenizer {
     /// show it is a separator, and `</s>` where `<|tool_response>` or `<|plamo:eos|>` show it is
     /// ordinary text. SmolLM2: <|endoftext|>, <|im_end|>, <reponame>; Gemma 3: <eos>,
     /// <end_of_turn>, </s>.
-    static func endOfGeneration(tokens: [String], ends: [Int]) -> Set<Int> {
+    static func endOfGeneration(tokens: [String], ends: [Int],
+                                controlLooking: (ids: Set<Int>, byText: [String: Int])) -> Set<Int> {
         var ids = Set(ends)
-        let (markers, byText) = controlLooking(tokens: tokens)
+        let (markers, byText) = controlLooking
         ids.formUnion(markers)
         let texts = Set(ids.map { tokens[$0] })
         if let end = byText["<|end|>"], endIsSeparator(texts) { ids.remove(end) }
@@ -122,8 +124,9 @@ public enum GGUFTokenizer {
     /// control-looking tokens become control; then, judged among them and the EOS/EOT/EOM
     /// `ends`, `<|end|>` becomes user-defined where it is a separator and `</s>` normal where it
     /// is ordinary text.
-    static func kindOverrides(tokens: [String], ends: [Int]) -> [Int: TokenKind] {
-        let (ids, byText) = controlLooking(tokens: tokens)
+    static func kindOverrides(tokens: [String], ends: [Int],
+                              controlLooking: (ids: Set<Int>, byText: [String: Int])) -> [Int: TokenKind] {
+        let (ids, byText) = controlLooking
         var overrides = Dictionary(uniqueKeysWithValues: ids.map { ($0, TokenKind.control) })
         let texts = Set(ids.union(ends).map { tokens[$0] })
         if let end = byText["<|end|>"], endIsSeparator(texts) { overrides[end] = .userDefined }

@@ -36,5 +36,11 @@ import Testing
         #expect(throws: TokenizerError.self) {
             try PLaMo2Tokenizer(tokens: ["<unk>", "a"], scores: [0, -1], kinds: [.unknown, .normal])
         }
+        // A score whose scaled integer does not fit is an error, not a trap.
+        let bytes = (0..<256).map { String(format: "<0x%02X>", $0) }
+        #expect(throws: TokenizerError.self) {
+            try PLaMo2Tokenizer(tokens: ["<unk>"] + bytes + ["a"], scores: [0] + [Float](repeating: 0, count: 256) + [-1e30],
+                                kinds: [.unknown] + [TokenKind](repeating: .byte, count: 256) + [.normal])
+        }
     }
 }
