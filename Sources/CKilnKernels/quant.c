@@ -11,6 +11,7 @@
 #include "quant_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -263,6 +264,130 @@ KILN_ALWAYS_INLINE void tile_vnni(int type, const uint8_t *base, size_t rowBytes
     }
 }
 
+
+// ---- batches: widened row tiles -------------------------------------------------------------
+//
+// In tile_vnni every weight block is widened again for each group of four tokens, and widening
+// (nibbles, fifth bits, f16 scales) costs about as much as the block's products. For a batch the
+// blocks of eight rows are widened once into a per-thread scratch — unsigned bytes, the pair's
+// scales as one float vector, the mins one lane per row — and every group of four tokens then
+// runs from it: per row pair, token and block one vpdpbusd, one multiply, one conversion and one
+// FMA, in tile_vnni's order and with its Σ m·s chains, so the results are the same bits.
+enum { WIDE_ROWS = 8, WIDE_PAIRS = WIDE_ROWS / 2 };
+
+typedef struct {
+    __m512i *weights;  // [block][pair]
+    __m512 *scales;    // [block][pair]
+    float *mins;       // [block][row] (Q4_1, Q5_1)
+} WideRows;
+
+static _Thread_local void *wideBuffer;
+static _Thread_local size_t wideCapacity;
+
+// The per-thread scratch for `blockCount` blocks of eight rows; 0 when it cannot be had.
+static int wide_rows_scratch(int64_t blockCount, WideRows *rows) {
+    const size_t pairBytes = (size_t)blockCount * WIDE_PAIRS * 64;
+    const size_t need = 2 * pairBytes + (size_t)blockCount * WIDE_ROWS * sizeof(float) + 64;
+    if (need > wideCapacity) {
+        free(wideBuffer);
+        wideBuffer = aligned_alloc(64, (need + 63) / 64 * 64);
+        wideCapacity = wideBuffer ? need : 0;
+        if (!wideBuffer) return 0;
+    }
+    uint8_t *base = (uint8_t *)wideBuffer;
+    rows->weights = (__m512i *)base;
+    rows->scales = (__m512 *)(base + pairBytes);
+    rows->mins = (float *)(base + 2 * pairBytes);
+    return 1;
+}
+
+// Two rows' block as unsigned bytes, one row per 256-bit half: Q4_1's nibbles, Q5_0's and
+// Q5_1's q (Q5_0's offset 16 is corrected through the activations' quad sums), Q8_0's q + 128.
+KILN_ALWAYS_INLINE __m512i widen_pair_unsigned(const int type, const uint8_t *p0, const uint8_t *p1) {
+    if (type == KILN_QTYPE_Q8_0) {
+        const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                             _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
+        return _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));
+    }
+    if (type == KILN_QTYPE_Q4_1) return unpack_nibble_pair(p0 + 4, p1 + 4);
+    const int high = type == KILN_QTYPE_Q5_1 ? 4 : 2;
+    uint32_t h0, h1;
+    memcpy(&h0, p0 + high, 4);
+    memcpy(&h1, p1 + high, 4);
+    const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
+    return _mm512_mask_add_epi8(nibbles, _cvtu64_mask64(((uint64_t)h1 << 32) | h0), nibbles, _mm512_set1_epi8(16));
+}
+
+KILN_ALWAYS_INLINE void widen_rows(const int type, const uint8_t *base, size_t rowBytes, int64_t r0, int64_t blockCount,
+                                   WideRows rows) {
+    const size_t bytes = kiln_quant_block_bytes(type);
+    for (int64_t b = 0; b < blockCount; b++) {
+        for (int p = 0; p < WIDE_PAIRS; p++) {
+            const uint8_t *p0 = base + (size_t)(r0 + 2 * p) * rowBytes + b * bytes, *p1 = p0 + rowBytes;
+            rows.weights[b * WIDE_PAIRS + p] = widen_pair_unsigned(type, p0, p1);
+            rows.scales[b * WIDE_PAIRS + p] = pair_scale(_cvtsh_ss(load_u16(p0)), _cvtsh_ss(load_u16(p1)));
+            if (type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1) {
+                rows.mins[b * WIDE_ROWS + 2 * p] = _cvtsh_ss(load_u16(p0 + 2));
+                rows.mins[b * WIDE_ROWS + 2 * p + 1] = _cvtsh_ss(load_u16(p1 + 2));
+            }
+        }
+    }
+}
+
+// Eight widened rows against T (1…4) tokens from t0; `offsets` as in tile_vnni (Q5_0, Q8_0).
+KILN_ALWAYS_INLINE void wide_tile(const int type, const int T, WideRows rows, int64_t r0, int64_t blockCount,
+                                  KilnQ8Activations a, int64_t t0, const int32_t *offsets, float *out, int64_t outStride) {
+    const int hasMin = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
+    __m512 acc[WIDE_PAIRS][4];
+    __m256 summs[4];
+    for (int t = 0; t < 4; t++) {
+        summs[t] = _mm256_setzero_ps();
+        for (int p = 0; p < WIDE_PAIRS; p++) acc[p][t] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < blockCount; b++) {
+        __m512i av[4];
+        __m512 as[4];
+        for (int t = 0; t < T; t++) {
+            const int64_t block = (t0 + t) * blockCount + b;
+            av[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
+            as[t] = _mm512_set1_ps(a.scales[block]);
+            if (hasMin) summs[t] = _mm256_fmadd_ps(_mm256_load_ps(rows.mins + b * WIDE_ROWS), _mm256_set1_ps(a.sums[block]), summs[t]);
+        }
+        for (int p = 0; p < WIDE_PAIRS; p++) {
+            const __m512i w = rows.weights[b * WIDE_PAIRS + p];
+            const __m512 ws = rows.scales[b * WIDE_PAIRS + p];
+            for (int t = 0; t < T; t++) {
+                const __m512i start = hasMin ? _mm512_setzero_si512()
+                    : _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + ((t0 + t) * blockCount + b) * 8)));
+                const __m512i dot = _mm512_dpbusd_epi32(start, w, av[t]);
+                acc[p][t] = _mm512_fmadd_ps(_mm512_mul_ps(ws, as[t]), _mm512_cvtepi32_ps(dot), acc[p][t]);
+            }
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float m[WIDE_ROWS];
+        _mm256_storeu_ps(m, summs[t]);
+        float *row = out + (t0 + t) * outStride + r0;
+        for (int p = 0; p < WIDE_PAIRS; p++) {
+            row[2 * p] = hsum8(_mm512_castps512_ps256(acc[p][t])) + m[2 * p];
+            row[2 * p + 1] = hsum8(_mm512_extractf32x8_ps(acc[p][t], 1)) + m[2 * p + 1];
+        }
+    }
+}
+
+KILN_ALWAYS_INLINE void wide_rows_matmul(const int type, const uint8_t *base, size_t rowBytes, int64_t r0, int64_t blockCount,
+                                         KilnQ8Activations a, int64_t tokenCount, const int32_t *offsets, WideRows rows,
+                                         float *out, int64_t outStride) {
+    widen_rows(type, base, rowBytes, r0, blockCount, rows);
+    for (int64_t t = 0; t < tokenCount; t += 4) {
+        switch (tokenCount - t < 4 ? (int)(tokenCount - t) : 4) {
+        case 1: wide_tile(type, 1, rows, r0, blockCount, a, t, offsets, out, outStride); break;
+        case 2: wide_tile(type, 2, rows, r0, blockCount, a, t, offsets, out, outStride); break;
+        case 3: wide_tile(type, 3, rows, r0, blockCount, a, t, offsets, out, outStride); break;
+        default: wide_tile(type, 4, rows, r0, blockCount, a, t, offsets, out, outStride); break;
+        }
+    }
+}
 
 // Sixteen rows of a tile from row r0 (a short tile of R rows repeats its last row; its extra
 // lanes are dropped), with the byte offsets of their rows for gathering one field of each.
@@ -540,16 +665,23 @@ float kiln_quant_dot(int type, const void *weights, KilnQ8Activations a, int64_t
 // every activation block loaded once per four rows. Specialized per type so the inner branches
 // fold away. The types without a tile (and every type without VNNI) take quant_types.c's exact
 // kernels.
-#define KILN_MATMUL_BODY(TYPE)                                                                       \
-    for (int64_t r = rowBegin; r < rowEnd; r += 4) {                                                 \
-        const int R = rowEnd - r < 4 ? (int)(rowEnd - r) : 4;                                        \
+#define KILN_MATMUL_BODY(TYPE, FIRST)                                                                \
+    for (int64_t r4 = FIRST; r4 < rowEnd; r4 += 4) {                                                 \
+        const int R = rowEnd - r4 < 4 ? (int)(rowEnd - r4) : 4;                                      \
         for (int64_t t = 0; t < tokenCount; t += 4) {                                                \
             const int T = tokenCount - t < 4 ? (int)(tokenCount - t) : 4;                            \
-            if (R == 4 && T == 4) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 4, offsets, out, outStride); \
-            else if (R == 4 && T == 1) tile_vnni(TYPE, base, rowBytes, r, 4, blockCount, a, t, 1, offsets, out, outStride); \
-            else tile_vnni(TYPE, base, rowBytes, r, R, blockCount, a, t, T, offsets, out, outStride);         \
+            if (R == 4 && T == 4) tile_vnni(TYPE, base, rowBytes, r4, 4, blockCount, a, t, 4, offsets, out, outStride); \
+            else if (R == 4 && T == 1) tile_vnni(TYPE, base, rowBytes, r4, 4, blockCount, a, t, 1, offsets, out, outStride); \
+            else tile_vnni(TYPE, base, rowBytes, r4, R, blockCount, a, t, T, offsets, out, outStride);        \
         }                                                                                            \
     }
+
+// Batches of four tokens or more: eight-row widened tiles, the rows left over in tile_vnni's.
+#define KILN_WIDE_BODY(TYPE)                                                                         \
+    for (; r + WIDE_ROWS <= rowEnd; r += WIDE_ROWS) {                                                \
+        wide_rows_matmul(TYPE, base, rowBytes, r, blockCount, a, tokenCount, offsets, wide, out, outStride); \
+    }                                                                                                \
+    KILN_MATMUL_BODY(TYPE, r)
 
 void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
                        int64_t matrixRows, int64_t blockCount, KilnQ8Activations a, int64_t tokenCount,
@@ -574,11 +706,23 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
             // NULL when the buffer cannot be had: the tiles then transfer signs instead.
             offsets = kiln_offset_sums(a.values, tokenCount * blockCount * KILN_QK, type == KILN_QTYPE_Q8_0 ? 128 : 16);
         }
+        WideRows wide;
+        int64_t r = rowBegin;
+        if (tokenCount >= 4 && (offsets || type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1) &&
+            wide_rows_scratch(blockCount, &wide)) {
+            switch (type) {
+            case KILN_QTYPE_Q4_1: KILN_WIDE_BODY(KILN_QTYPE_Q4_1) break;
+            case KILN_QTYPE_Q8_0: KILN_WIDE_BODY(KILN_QTYPE_Q8_0) break;
+            case KILN_QTYPE_Q5_0: KILN_WIDE_BODY(KILN_QTYPE_Q5_0) break;
+            default: KILN_WIDE_BODY(KILN_QTYPE_Q5_1) break;
+            }
+            break;
+        }
         switch (type) {
-        case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1) break;
-        case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0) break;
-        case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0) break;
-        default: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1) break;
+        case KILN_QTYPE_Q4_1: KILN_MATMUL_BODY(KILN_QTYPE_Q4_1, rowBegin) break;
+        case KILN_QTYPE_Q8_0: KILN_MATMUL_BODY(KILN_QTYPE_Q8_0, rowBegin) break;
+        case KILN_QTYPE_Q5_0: KILN_MATMUL_BODY(KILN_QTYPE_Q5_0, rowBegin) break;
+        default: KILN_MATMUL_BODY(KILN_QTYPE_Q5_1, rowBegin) break;
         }
         break;
     case KILN_QTYPE_Q4_0:

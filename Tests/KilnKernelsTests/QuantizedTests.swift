@@ -121,10 +121,12 @@ import Testing
     /// reference for every (row, token), in the order llama.cpp uses for a batch of that many
     /// tokens: 9 tokens take the tiled K-quant order and groups of four plus one, 6 and 4 the
     /// vec_dot order and groups of four (with two left over for 6); 41 rows by one token is decode's
-    /// shape (row tiles plus a tail), 3 tokens gemv only, 8 the tiled order in exactly two groups.
+    /// shape (row tiles plus a tail), 3 tokens gemv only, 8 the tiled order in exactly two groups;
+    /// 16 by 7 and 33 by 6 end the 32-weight types' eight-row widened tiles on groups of three and two.
     @Test(arguments: QuantizedTests.types) func matmulMatchesReference(type: QuantizationType) {
         var rng = SeededGenerator(seed: 34)
-        for (rows, blocks, tokens) in [(1, 1, 1), (37, 3, 9), (24, 6, 4), (5, 7, 6), (41, 4, 1), (19, 2, 3), (6, 3, 8)] {
+        for (rows, blocks, tokens) in [(1, 1, 1), (37, 3, 9), (24, 6, 4), (5, 7, 6), (41, 4, 1), (19, 2, 3), (6, 3, 8),
+                                       (16, 2, 7), (33, 5, 6)] {
             let columns = blocks * Self.span(type)
             let rowBytes = type.rowBytes(columns: columns)
             let weights = Self.randomBlocks(type, blocks: rows * blocks, rng: &rng)
