@@ -444,12 +444,11 @@ static inline __m512i reduce16(const __m512i v[16]) {
 // Q4_K's gemm order for one row and a group of four tokens (prefill): per super-block, each
 // token's four 64-weight spans one FMA each. The 4 × 4 span sums come from one transposed
 // reduction, span-major, so the four tokens' chains run as one four-lane vector chain.
-KILN_ALWAYS_INLINE void rows_gemm4_q4_K(const uint8_t *row, int64_t superBlocks, KilnQ8Activations a, int64_t t0,
+KILN_ALWAYS_INLINE void rows_gemm4_q4_K(const WideBlock *wide, int64_t superBlocks, KilnQ8Activations a, int64_t t0,
                                         const int8_t *values, int64_t valueBase, float *out, int64_t outStride, int64_t r) {
     __m128 acc = _mm_setzero_ps(), accMin = _mm_setzero_ps();
     for (int64_t b = 0; b < superBlocks; b++) {
-        WideBlock k;
-        widen(KILN_QTYPE_Q4_K, row + b * 144, &k);
+        const WideBlock k = wide[b];
         __m512i v[16];
         __m256i m[4];
         float ad[4];
@@ -480,6 +479,27 @@ KILN_ALWAYS_INLINE void rows_gemm4_q4_K(const uint8_t *row, int64_t superBlocks,
     float result[4];
     _mm_storeu_ps(result, _mm_sub_ps(acc, accMin));
     for (int t = 0; t < 4; t++) out[(t0 + t) * outStride + r] = result[t];
+}
+
+// A batch reads each row's super-blocks once per pass of tokens: the row is widened once into a
+// per-thread scratch (about 600 bytes a super-block, in L1 for the rows of small models) and every
+// pass reads it from there.
+static _Thread_local WideBlock *wideRow;
+static _Thread_local size_t wideRowCapacity;
+
+// Room for a row of `superBlocks`; 0 when it cannot be had.
+static int wide_row_scratch(int64_t superBlocks) {
+    if ((size_t)superBlocks > wideRowCapacity) {
+        free(wideRow);
+        wideRow = (WideBlock *)aligned_alloc(64, (size_t)superBlocks * sizeof(WideBlock));
+        wideRowCapacity = wideRow ? (size_t)superBlocks : 0;
+    }
+    return wideRow != NULL;
+}
+
+KILN_ALWAYS_INLINE const WideBlock *widen_row(const int type, const uint8_t *row, size_t bytes, int64_t superBlocks) {
+    for (int64_t b = 0; b < superBlocks; b++) widen(type, row + b * bytes, &wideRow[b]);
+    return wideRow;
 }
 
 // One type's kernel; `pass` tokens at a time (1 for decode, so its state stays in registers).
@@ -513,12 +533,17 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
         }
         return 1;
     }
+    // Q4_K's groups of four tokens always read widened rows; other batches of up to four tokens
+    // widen each super-block as they go.
+    const int widened = tokenCount > 4 || (type == KILN_QTYPE_Q4_K && pass > 1 && grouped >= 4);
+    if (widened && !wide_row_scratch(superBlocks)) return 0;
     for (int64_t r = firstRow; r < firstRow + rowCount; r++) {
         const uint8_t *row = base + (size_t)r * rowBytes;
+        const WideBlock *wide = widened ? widen_row(type, row, bytes, superBlocks) : NULL;
         int64_t start = firstToken;
         if (type == KILN_QTYPE_Q4_K && pass > 1) {
             for (; start + 4 <= firstToken + grouped; start += 4) {
-                rows_gemm4_q4_K(row, superBlocks, a, start, values, firstToken * superBlocks, out, outStride, r);
+                rows_gemm4_q4_K(wide, superBlocks, a, start, values, firstToken * superBlocks, out, outStride, r);
             }
         }
         for (int64_t t0 = start; t0 < firstToken + tokenCount; t0 += pass) {
@@ -530,9 +555,9 @@ KILN_ALWAYS_INLINE int kquant_kernel(const int type, const int pass, const uint8
                 run[t].pendingCount = 0;
             }
             for (int64_t b = 0; b < superBlocks; b++) {
-                const uint8_t *p = row + b * bytes;
                 WideBlock k;
-                widen(type, p, &k);
+                if (wide) k = wide[b];
+                else widen(type, row + b * bytes, &k);
                 for (int t = 0; t < T; t++) {
                     const int64_t token = t0 + t;
                     const int64_t block = token * superBlocks + b;
