@@ -135,8 +135,9 @@ public enum GGUFTokenizer {
     }
 
     /// The tokens llama.cpp gives the control attribute by their text, whatever the file's type
-    /// says: the first fill-in-the-middle pad, repository and file-separator tokens and every
-    /// end-of-turn marker (with each marker's id, the last token of that text).
+    /// says: the first fill-in-the-middle prefix, suffix, middle, pad, repository and
+    /// file-separator tokens and every end-of-turn marker (with each marker's id, the last token
+    /// of that text).
     static func controlLooking(tokens: [String]) -> (ids: Set<Int>, byText: [String: Int]) {
         var ids = Set<Int>()
         for names in fillInTheMiddle {
@@ -151,6 +152,12 @@ public enum GGUFTokenizer {
     }
 
     static let fillInTheMiddle: [Set<String>] = [
+        ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\u{FF5C}fim\u{2581}begin\u{FF5C}>", "<PRE>", "\u{2581}<PRE>",
+         "<|code_prefix|>", "<|prefix|>"],
+        ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\u{FF5C}fim\u{2581}hole\u{FF5C}>", "<SUF>", "\u{2581}<SUF>",
+         "<|code_suffix|>", "<|suffix|>"],
+        ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\u{FF5C}fim\u{2581}end\u{FF5C}>", "<MID>", "\u{2581}<MID>",
+         "<|code_middle|>", "<|middle|>"],
         ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
         ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
         ["<|file_sep|>"],

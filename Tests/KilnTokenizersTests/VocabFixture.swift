@@ -28,6 +28,8 @@ struct VocabFixture: Decodable {
         }
         let fixture = try JSONDecoder().decode(VocabFixture.self, from: Data(contentsOf: fixtureURL))
         let tokenizer = try make(try GGUFFile(path: directory.appendingPathComponent(fixture.vocab_file).path))
+        // A vocabulary that spells spaces `▁` (raw UTF-8, Gemma 4) decodes a literal `▁` as a space.
+        let spellsSpaces = (try? tokenizer.decode(tokenizer.encode("\u{2581}", addSpecial: false, parseSpecial: false), skipSpecial: true)) == " "
         var failures = 0
         for c in fixture.cases where failures <= 5 {
             let ids = tokenizer.encode(c.text, addSpecial: false, parseSpecial: false)
@@ -39,7 +41,7 @@ struct VocabFixture: Decodable {
             if let special = c.ids_special {
                 #expect(tokenizer.encode(c.text, addSpecial: false, parseSpecial: true) == special, "\(name) special \(c.text.debugDescription)")
             }
-            if roundTrip {
+            if roundTrip && !(spellsSpaces && c.text.contains("\u{2581}")) {
                 #expect(try tokenizer.decode(c.ids, skipSpecial: true) == c.text, "\(name) round trip \(c.text.debugDescription)")
             }
         }
