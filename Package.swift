@@ -14,6 +14,7 @@
 //   search       KilnSearch   vector indexes on the kernels
 //   models       KilnTransformer Llama decoder and generation, BERT encoder, GGUF → tokenizer;
 //                KilnImageModels VAE and self-attention GAN, Fashion-MNIST, training, sampling
+//   facade       KilnServices what every front end shares: model lookup, document indexing and search
 //   apps         kiln         the command-line tool
 import PackageDescription
 
@@ -32,6 +33,7 @@ let package = Package(
         .library(name: "KilnTokenizers", targets: ["KilnTokenizers"]),
         .library(name: "KilnSearch", targets: ["KilnSearch"]),
         .library(name: "KilnAutograd", targets: ["KilnAutograd"]),
+        .library(name: "KilnServices", targets: ["KilnServices"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -81,9 +83,14 @@ let package = Package(
         .target(name: "KilnSearch", dependencies: ["KilnKernels", "KilnFormats"], swiftSettings: nativeSwift),
         // Transformer models (Llama, BERT) and what connects them to formats and tokenizers.
         .target(name: "KilnTransformer", dependencies: ["KilnKernels", "KilnFormats", "KilnTokenizers"], swiftSettings: nativeSwift),
+        // The library facade the front ends share: finding models, indexing and searching documents.
+        .target(
+            name: "KilnServices", dependencies: ["KilnTransformer", "KilnSearch", "KilnFormats", "KilnKernels"],
+            swiftSettings: nativeSwift),
         .executableTarget(
             name: "kiln",
             dependencies: [
+                "KilnServices",
                 "KilnKernels",
                 "KilnFormats",
                 "KilnTokenizers",

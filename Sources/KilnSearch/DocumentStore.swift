@@ -36,6 +36,20 @@ public final class DocumentStore {
         var passages: [Passage]
         /// Source path → modification date and size when indexed, to notice changed files.
         var sources: [String: SourceStamp]
+        /// The embedding model that made the vectors (absent in stores written before it was kept).
+        var model: ModelRecord?
+    }
+
+    /// The embedding model an index was built with: queries and new passages must come from it.
+    public struct ModelRecord: Codable, Sendable, Equatable {
+        public var name: String
+        /// SHA-256 of the model's weights file, with the file's size and modification date when
+        /// hashed (a file whose size and date still match need not be hashed again).
+        public var sha256: String
+        public var stamp: SourceStamp
+        public init(name: String, sha256: String, stamp: SourceStamp) {
+            (self.name, self.sha256, self.stamp) = (name, sha256, stamp)
+        }
     }
 
     public struct SourceStamp: Codable, Sendable, Equatable {
@@ -83,6 +97,11 @@ public final class DocumentStore {
 
     public var passages: [Passage] { manifest.passages }
     public var sources: [String: SourceStamp] { manifest.sources }
+    /// The embedding model recorded for the store (nil for an empty new store or an older one).
+    public var model: ModelRecord? {
+        get { manifest.model }
+        set { manifest.model = newValue }
+    }
 
     public func passage(_ id: Int64) -> Passage? { byID[id].map { manifest.passages[$0] } }
 
@@ -104,9 +123,11 @@ public final class DocumentStore {
         manifest.sources[source] = stamp
     }
 
-    /// Forgets a source's passages (tombstoned in the graph).
+    /// Forgets a source's passages (tombstoned in the graph). A source never indexed costs
+    /// nothing, so adding many new files stays linear.
     @discardableResult
     public func remove(source: String) -> Int {
+        guard manifest.sources[source] != nil else { return 0 }
         let gone = manifest.passages.filter { $0.source == source }
         for p in gone { index.remove(p.id) }
         manifest.passages.removeAll { $0.source == source }

@@ -97,13 +97,8 @@ public final class FlatIndex: @unchecked Sendable {
         let queryCount = queries.count / dimension
         guard k > 0, count > 0, queryCount > 0 else { return Array(repeating: [], count: queryCount) }
         var q = queries
-        if metric == .cosine {
-            for r in 0..<queryCount {
-                let row = q[(r * dimension)..<((r + 1) * dimension)]
-                let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                guard norm > 0 else { throw Failure.invalidVector("query \(r) is a zero vector") }
-                for d in 0..<dimension { q[r * dimension + d] /= norm }
-            }
+        if metric == .cosine, let zero = normalizeRows(&q, dimension: dimension) {
+            throw Failure.invalidVector("query \(zero) is a zero vector")
         }
         // Scores are computed against chunks of the corpus that stay in cache, and each query
         // keeps a running top-k, so memory stays bounded and the corpus is read once per block

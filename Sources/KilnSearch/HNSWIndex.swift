@@ -52,13 +52,8 @@ public final class HNSWIndex: @unchecked Sendable {
         for id in newIDs where positions[id] != nil || !seen.insert(id).inserted { throw FlatIndex.Failure.duplicateID(id) }
         if let bad = newVectors.firstIndex(where: { !$0.isFinite }) { throw FlatIndex.Failure.invalidVector("value \(bad) is not finite") }
         var rows = newVectors
-        if metric == .cosine {
-            for (row, id) in newIDs.enumerated() {
-                let slice = rows[(row * dimension)..<((row + 1) * dimension)]
-                let norm = slice.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                guard norm > 0 else { throw FlatIndex.Failure.invalidVector("a zero vector has no direction (id \(id))") }
-                for i in (row * dimension)..<((row + 1) * dimension) { rows[i] /= norm }
-            }
+        if metric == .cosine, let zero = normalizeRows(&rows, dimension: dimension) {
+            throw FlatIndex.Failure.invalidVector("a zero vector has no direction (id \(newIDs[zero]))")
         }
         let first = graph.count
         let levels = newIDs.map { _ in randomLevel() }
@@ -96,12 +91,8 @@ public final class HNSWIndex: @unchecked Sendable {
         guard queries.count % dimension == 0 else { throw FlatIndex.Failure.dimensionMismatch(expected: dimension, got: queries.count) }
         let queryCount = queries.count / dimension
         var q = queries
-        if metric == .cosine {
-            for r in 0..<queryCount {
-                let norm = q[(r * dimension)..<((r + 1) * dimension)].reduce(0) { $0 + $1 * $1 }.squareRoot()
-                guard norm > 0 else { throw FlatIndex.Failure.invalidVector("query \(r) is a zero vector") }
-                for i in (r * dimension)..<((r + 1) * dimension) { q[i] /= norm }
-            }
+        if metric == .cosine, let zero = normalizeRows(&q, dimension: dimension) {
+            throw FlatIndex.Failure.invalidVector("query \(zero) is a zero vector")
         }
         guard k > 0, graph.entryPoint >= 0 else { return Array(repeating: [], count: queryCount) }
         // Tombstones are explored but not returned: ask for enough candidates that k live ones remain.

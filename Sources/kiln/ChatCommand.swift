@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnFormats
 import KilnKernels
 import KilnTokenizers
@@ -12,7 +13,7 @@ struct ChatCommand: ParsableCommand {
         discussion: "Earlier turns stay in the KV cache; only the new part of the conversation is evaluated."
     )
 
-    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = ModelLocator.defaultLanguageModel
     @Option(help: "A Jinja template file, or \"chatml\", when the model has no template.") var chatTemplate: String?
     @Option(help: "A system message.") var system: String?
     @Option(help: "Tokens per reply at most.") var maxTokens = 256
@@ -27,9 +28,11 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         let file: GGUFFile, tokenizer: any Tokenizer, sequence: DecoderSequence
         do {
-            file = try GGUFFile(path: model)
+            file = try GGUFFile(path: try modelPath(model))
             tokenizer = try GGUFTokenizer.load(from: file)
             sequence = try DecoderSequence(file: file, contextSize: context)
+        } catch let error as CLIError {
+            throw error
         } catch {
             throw CLIError("\(model): \(error)")
         }

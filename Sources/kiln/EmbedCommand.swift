@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnFormats
 import KilnKernels
 import KilnTokenizers
@@ -13,7 +14,7 @@ struct EmbedCommand: ParsableCommand {
     )
 
     @Option(help: "A sentence-transformers folder (config.json, model.safetensors, tokenizer.json).")
-    var model = "Checkpoints/all-MiniLM-L6-v2"
+    var model = ModelLocator.defaultEmbeddingModel
     @Option(name: .long, parsing: .upToNextOption, help: "Texts to embed.") var text: [String] = []
     @Option(help: "A UTF-8 file with one text per line, or a .jsonl file (see --field).") var file: String?
     @Option(help: "For a .jsonl --file: the field holding each text.") var field = "text"
@@ -63,7 +64,9 @@ struct EmbedCommand: ParsableCommand {
 /// The sentence-transformers folder at `path`, or an error naming it.
 func loadEmbedder(_ path: String, pool: ThreadPool = .shared) throws -> SentenceEmbedder {
     do {
-        return try SentenceEmbedder(folder: URL(fileURLWithPath: path), pool: pool)
+        return try SentenceEmbedder(folder: URL(fileURLWithPath: try modelPath(path)), pool: pool)
+    } catch let error as CLIError {
+        throw error
     } catch {
         throw CLIError("\(path): \(error)")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnFormats
 import KilnKernels
 import KilnTokenizers
@@ -15,7 +16,7 @@ struct GenerateCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = ModelLocator.defaultLanguageModel
     @Option(help: "The prompt text.") var prompt: String?
     @Option(help: "Read the prompt from a file (UTF-8).") var promptFile: String?
     @Option(help: "The prompt as token ids, e.g. 1,2,3.") var promptTokens: String?
@@ -59,9 +60,11 @@ struct GenerateCommand: ParsableCommand {
         let sequence: DecoderSequence
         let pool = threads.map { ThreadPool(threadCount: $0) } ?? ThreadPool.shared
         do {
-            file = try GGUFFile(path: model)
+            file = try GGUFFile(path: try modelPath(model))
             tokenizer = try GGUFTokenizer.load(from: file)
             sequence = try DecoderSequence(file: file, contextSize: context, pool: pool)
+        } catch let error as CLIError {
+            throw error
         } catch {
             throw CLIError("\(model): \(error)")
         }

@@ -1,19 +1,34 @@
 import ArgumentParser
 import Foundation
 import KilnSearch
+import KilnServices
 import KilnTokenizers
 import KilnTransformer
 
 /// The embedding model and index location shared by the index and search commands.
 struct IndexArguments: ParsableArguments {
     @Option(help: "The index folder.") var index = ".kiln-index"
-    @Option(help: "A sentence-transformers folder.") var model = "Checkpoints/all-MiniLM-L6-v2"
+    @Option(help: "A sentence-transformers folder (default: the one the index was built with, else \(ModelLocator.defaultEmbeddingModel)).")
+    var model: String?
 
-    func embedder() throws -> SentenceEmbedder { try loadEmbedder(model) }
-
-    func store(dimension: Int?) throws -> DocumentStore {
+    /// The index with its embedding model; `mustExist`: fail when there is none yet.
+    func open(mustExist: Bool) throws -> DocumentIndex {
         do {
-            return try DocumentStore(directory: URL(fileURLWithPath: index), dimension: dimension)
+            return try DocumentIndex(directory: index, model: model, mustExist: mustExist)
+        } catch let failure as DocumentIndex.Failure {
+            throw CLIError(failure.description)
+        } catch let missing as ModelLocator.NotFound {
+            throw CLIError(missing.description)
+        } catch {
+            throw CLIError("\(index): \(error)")
+        }
+    }
+
+    /// The store alone, for commands that need no model.
+    func store() throws -> DocumentStore {
+        guard FileManager.default.fileExists(atPath: index + "/CURRENT") else { throw CLIError("no index at \(index)") }
+        do {
+            return try DocumentStore(directory: URL(fileURLWithPath: index), dimension: nil)
         } catch {
             throw CLIError("\(index): \(error)")
         }
@@ -42,75 +57,21 @@ struct IndexAddCommand: ParsableCommand {
     }
 
     func run() throws {
-        let embedder = try arguments.embedder()
-        let store = try arguments.store(dimension: embedder.dimension)
-        var files: [String] = []
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError("no such file or folder: \(path)") }
-            if isDirectory.boolValue {
-                let enumerator = FileManager.default.enumerator(atPath: path)
-                while let relative = enumerator?.nextObject() as? String {
-                    let full = (path as NSString).appendingPathComponent(relative)
-                    if ["txt", "md", "jsonl"].contains((full as NSString).pathExtension.lowercased()) { files.append(full) }
-                }
-            } else {
-                files.append(path)
-            }
-        }
-        // Split every new or changed file first, so the progress bar can count passages.
-        struct Pending { let source: String; let stamp: DocumentStore.SourceStamp; let passages: [DocumentStore.NewPassage] }
-        var pending: [Pending] = []
-        var skipped = 0, unchanged = 0
+        let documents = try arguments.open(mustExist: false)
         let warnings = ProgressBar(total: 0, label: "")
-        let count: (Substring) -> Int = { embedder.tokenizer.encode(String($0), addSpecial: false, parseSpecial: false).count }
-        for file in files.sorted() {
-            let source = URL(fileURLWithPath: file).standardizedFileURL.path
-            let attributes = try? FileManager.default.attributesOfItem(atPath: source)
-            let stamp = DocumentStore.SourceStamp(
-                modified: (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
-                size: (attributes?[.size] as? Int) ?? 0)
-            if store.isCurrent(source, stamp) { unchanged += 1; continue }
-            guard let data = FileManager.default.contents(atPath: source), !data.contains(0),
-                  let text = String(validating: [UInt8](data), as: UTF8.self) else {
-                warnings.note("skipping \(file): binary or not UTF-8")
-                skipped += 1
-                continue
-            }
-            var passages: [DocumentStore.NewPassage] = []
-            if source.hasSuffix(".jsonl") {
-                var offset = 0
-                for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                    defer { offset += line.utf8.count + 1 }
-                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let body = object["text"] as? String else { continue }
-                    let title = object["title"] as? String
-                    // The record's own id (number or string), reported with every hit.
-                    let document = (object["id"] as? String) ?? (object["id"] as? NSNumber)?.stringValue
-                    for p in PassageSplitter.split(body, maxTokens: chunkTokens - 2, overlapTokens: overlap, countTokens: count) {
-                        passages.append(.init(start: offset, end: offset + line.utf8.count, title: title, document: document, text: p.text))
-                    }
-                }
-            } else {
-                for p in PassageSplitter.split(text, maxTokens: chunkTokens - 2, overlapTokens: overlap, countTokens: count) {
-                    passages.append(.init(start: p.start, end: p.end, title: nil, document: nil, text: p.text))
-                }
-            }
-            pending.append(Pending(source: source, stamp: stamp, passages: passages))
+        var progress: ProgressBar?
+        let summary: DocumentIndex.Ingestion
+        do {
+            summary = try documents.add(paths, chunkTokens: chunkTokens, overlap: overlap, progress: { done, total in
+                if progress == nil { progress = ProgressBar(total: total, label: "embedding passages") }
+                progress?.update(done)
+            }, warning: warnings.note)
+        } catch let failure as DocumentIndex.Failure {
+            throw CLIError(failure.description)
         }
-        let all = pending.flatMap(\.passages)
-        let progress = ProgressBar(total: all.count, label: "embedding passages")
-        let vectors = try embedder.model.embedAll(all.map { embedder.tokens($0.text, limit: chunkTokens) }, progress: progress.update)
-        progress.finish()
-        var next = 0
-        for file in pending {
-            let mine = vectors[next..<(next + file.passages.count)]
-            try store.replace(source: file.source, stamp: file.stamp, passages: file.passages, vectors: mine.flatMap { $0 }, pool: .shared)
-            next += file.passages.count
-        }
-        let added = all.count
-        try store.save(pool: .shared)
-        print("indexed \(added) passages from \(files.count - skipped - unchanged) files (\(unchanged) unchanged, \(skipped) skipped); \(store.passages.count) passages in \(arguments.index)")
+        progress?.finish()
+        print("indexed \(summary.passages) passages from \(summary.files) files (\(summary.unchanged) unchanged, \(summary.skipped) skipped); "
+            + "\(documents.store.passages.count) passages in \(arguments.index)")
     }
 }
 
@@ -119,8 +80,8 @@ struct IndexStatsCommand: ParsableCommand {
     @OptionGroup var arguments: IndexArguments
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: arguments.index + "/CURRENT") else { throw CLIError("no index at \(arguments.index)") }
-        let store = try arguments.store(dimension: nil)
+        let store = try arguments.store()
+        if let model = store.model { print("model       \(model.name) (sha256 \(model.sha256))") }
         print("index       \(arguments.index)")
         print("sources     \(store.sources.count)")
         print("passages    \(store.passages.count)")
@@ -135,8 +96,7 @@ struct IndexRemoveCommand: ParsableCommand {
     @Argument(help: "Files as they were indexed.") var paths: [String]
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: arguments.index + "/CURRENT") else { throw CLIError("no index at \(arguments.index)") }
-        let store = try arguments.store(dimension: nil)
+        let store = try arguments.store()
         var removed = 0
         for path in paths { removed += store.remove(source: URL(fileURLWithPath: path).standardizedFileURL.path) }
         try store.save()
@@ -161,34 +121,18 @@ struct SearchCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: arguments.index + "/CURRENT") else {
-            throw CLIError("no index at \(arguments.index); build one with kiln index add")
-        }
-        let embedder = try arguments.embedder()
-        let store = try arguments.store(dimension: embedder.dimension)
+        let documents = try arguments.open(mustExist: true)
         var texts = query.map { [$0] } ?? []
         if let queries {
             guard let content = String(validating: [UInt8](try readFile(queries)), as: UTF8.self) else { throw CLIError("\(queries) is not valid UTF-8") }
             texts = content.split(separator: "\n").map(String.init).filter { !$0.allSatisfy(\.isWhitespace) }
             guard !texts.isEmpty else { throw CLIError("\(queries) holds no queries") }
         }
-        let vectors = try embedder.embed(texts)
-        if let ef { store.index.efSearch = ef }
-        let results: [[SearchHit]]
-        if exact {
-            let flat = FlatIndex(dimension: store.index.dimension, metric: store.index.metric)
-            // Passages are unit vectors already: re-embedding is not needed, the graph holds them.
-            try flat.add(store.index.liveVectors(), ids: store.index.liveIDs())
-            results = try flat.search(vectors.flatMap { $0 }, k: k)
-        } else {
-            results = try store.index.search(vectors.flatMap { $0 }, k: k)
-        }
+        let results = try documents.search(texts, k: k, exact: exact, ef: ef)
         if json {
             struct Hit: Encodable { let id: Int64; let score: Float; let source: String; let title: String?; let document: String? }
             let lists = results.map {
-                $0.compactMap { h in
-                    store.passage(h.id).map { Hit(id: h.id, score: h.score, source: $0.source, title: $0.title, document: $0.document) }
-                }
+                $0.map { Hit(id: $0.passage.id, score: $0.score, source: $0.passage.source, title: $0.passage.title, document: $0.passage.document) }
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
@@ -198,7 +142,7 @@ struct SearchCommand: ParsableCommand {
         for (text, hits) in zip(texts, results) {
             if texts.count > 1 { print("# \(text)") }
             for (rank, hit) in hits.enumerated() {
-                guard let p = store.passage(hit.id) else { continue }
+                let p = hit.passage
                 let snippet = p.text.replacingOccurrences(of: "\n", with: " ").prefix(160)
                 print(String(format: "%2d. %.4f  ", rank + 1, hit.score) + "\(p.source) [\(p.start)–\(p.end)]" + (p.title.map { " — \($0)" } ?? ""))
                 print("    \(snippet)")

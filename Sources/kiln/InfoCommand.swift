@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnFormats
 import KilnKernels
 import KilnTransformer
@@ -20,7 +21,8 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         if let model {
             let file: GGUFFile
-            do { file = try GGUFFile(path: model) } catch { throw CLIError("\(model): \(error)") }
+            let path = try modelPath(model)
+            do { file = try GGUFFile(path: path) } catch { throw CLIError("\(model): \(error)") }
             Self.describe(ModelSummary(file: file), path: model)
             return
         }

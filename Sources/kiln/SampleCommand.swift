@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnFormats
 import KilnImageModels
 
@@ -66,7 +67,7 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         if let threads { setenv("KILN_THREADS", String(threads), 1) }
         let (columns, rows, n) = try layout()
-        let folder = directory ?? "Checkpoints/\(model.rawValue)"
+        let folder = try directory ?? modelPath("Checkpoints/\(model.rawValue)")
         // Refuse an unwritable destination before any work.
         let target = outDir ?? out ?? "\(model.rawValue)-samples.png"
         let parent = outDir ?? ((target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent)

@@ -1,16 +1,17 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnTokenizers
 import KilnTransformer
 
 /// The tokenizer source shared by the tokenizer commands.
 struct TokenizerArguments: ParsableArguments {
     @Option(help: "A .gguf model, a tokenizer.json (or a folder with one), or a SentencePiece .model.")
-    var model: String = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    var model: String = ModelLocator.defaultLanguageModel
 
     func load() throws -> any Tokenizer {
         do {
-            return try TokenizerLoader.load(path: model)
+            return try TokenizerLoader.load(path: try modelPath(model))
         } catch {
             throw CLIError("\(error)")
         }

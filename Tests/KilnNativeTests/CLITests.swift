@@ -13,11 +13,13 @@ import Testing
     static var binary: URL { Fixtures.repositoryRoot.appendingPathComponent(".build/debug/kiln") }
     static var model: String { Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf").path }
 
-    static func kiln(_ arguments: [String]) throws -> Run {
+    /// Runs kiln in the checkout (or `directory`), with the environment plus `environment`.
+    static func kiln(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        process.currentDirectoryURL = Fixtures.repositoryRoot
+        process.currentDirectoryURL = directory ?? Fixtures.repositoryRoot
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -119,7 +121,7 @@ import Testing
         let emptyQuery = try Self.kiln(["search", "   "])
         #expect(emptyQuery.status != 0 && emptyQuery.stderr.contains("the query is empty"))
         let noModel = try Self.kiln(["embed", "--text", "hi", "--model", "/nonexistent/model"])
-        #expect(noModel.status == 1 && noModel.stderr.contains("no readable config.json"))
+        #expect(noModel.status == 1 && noModel.stderr.contains("model /nonexistent/model not found"))
         let notVectors = try Self.kiln(["bench", "search", "--vectors", invalid.path])
         #expect(notVectors.status == 1 && notVectors.stderr.contains(invalid.path))
         let notCorpus = try Self.kiln(["bench", "tokenize", "--model", Self.model, "--corpus", invalid.path])
@@ -166,7 +168,7 @@ import Testing
         #expect(vectors.count == 2)
         for v in vectors { #expect(abs(v.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4) }
         let missing = try Self.kiln(["embed", "--model", "/nonexistent", "--text", "x"])
-        #expect(missing.status == 1 && missing.stderr.contains("no readable config.json"))
+        #expect(missing.status == 1 && missing.stderr.contains("model /nonexistent not found"))
     }
 
     @Test func indexAndSearchDocuments() throws {
@@ -188,6 +190,47 @@ import Testing
         #expect(exact.status == 0 && exact.stdout.contains("swift.txt"))
         let none = try Self.kiln(["search", "x", "--index", root.appendingPathComponent("none").path, "--model", model])
         #expect(none.status == 1 && none.stderr.contains("no index"))
+    }
+
+    /// Models are found from any folder: by name in KILN_MODELS, then in the checkout's
+    /// Checkpoints/ (found from the executable); a missing one names where it looked and how to
+    /// get it.
+    @Test func modelsAreFoundFromAnyFolder() throws {
+        guard Self.ready() else { return }
+        let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-elsewhere-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: elsewhere) }
+        let byDefault = try Self.kiln(["tokenize", "--text", "Hello world", "--json"], in: elsewhere)
+        #expect(byDefault.status == 0 && byDefault.stdout.contains("[19556,905]"), "\(byDefault.stdout)\(byDefault.stderr)")
+        let models = elsewhere.appendingPathComponent("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: models.appendingPathComponent("mini"),
+                                                   withDestinationURL: Fixtures.repositoryRoot.appendingPathComponent("Checkpoints/all-MiniLM-L6-v2"))
+        let named = try Self.kiln(["embed", "--model", "mini", "--text", "kilns", "--json"], in: elsewhere, environment: ["KILN_MODELS": models.path])
+        #expect(named.status == 0 && named.stdout.contains("\"dimension\":384"), "\(named.stdout)\(named.stderr)")
+        let missing = try Self.kiln(["generate", "--model", "nope.gguf", "--prompt", "x"], in: elsewhere, environment: ["KILN_MODELS": models.path])
+        #expect(missing.status != 0 && missing.stderr.contains("model nope.gguf not found") && missing.stderr.contains(models.path)
+                && missing.stderr.contains("scripts/setup"), "\(missing.stderr)")
+    }
+
+    /// An index records the embedding model that built it: later commands use it without
+    /// --model, and refuse a different one.
+    @Test func indexKeepsItsEmbeddingModel() throws {
+        guard Self.ready() else { return }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-model-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("other"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let index = root.appendingPathComponent("index").path, doc = root.appendingPathComponent("kiln.md")
+        try "Pottery is fired in a kiln at high temperature.".write(to: doc, atomically: true, encoding: .utf8)
+        try Data("not the same weights".utf8).write(to: root.appendingPathComponent("other/model.safetensors"))
+        let add = try Self.kiln(["index", "add", doc.path, "--index", index])
+        #expect(add.status == 0, "\(add.stderr)")
+        let stats = try Self.kiln(["index", "stats", "--index", index])
+        #expect(stats.stdout.contains("model       all-MiniLM-L6-v2 (sha256 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db)"), "\(stats.stdout)")
+        let search = try Self.kiln(["search", "kiln", "--index", index, "--json"], in: root)
+        #expect(search.status == 0 && search.stdout.contains("kiln.md"), "\(search.stdout)\(search.stderr)")
+        let other = try Self.kiln(["search", "kiln", "--index", index, "--model", root.appendingPathComponent("other").path])
+        #expect(other.status != 0 && other.stderr.contains("was built with the embedding model all-MiniLM-L6-v2"), "\(other.stderr)")
     }
 
     /// A save killed with SIGKILL while it writes (at the first, second and third temporary file

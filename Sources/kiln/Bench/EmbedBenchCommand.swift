@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnKernels
 import KilnTransformer
 
@@ -18,7 +19,7 @@ struct EmbedBenchCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "A sentence-transformers folder.") var model = "Checkpoints/all-MiniLM-L6-v2"
+    @Option(help: "A sentence-transformers folder.") var model = ModelLocator.defaultEmbeddingModel
     @Option(help: "Documents: a .jsonl file (see --field) or a text file with one document per line.") var corpus: String
     @Option(help: "The JSON field holding each document's text.") var field = "long"
     @Option(help: "Documents embedded per run.") var docs = 2000

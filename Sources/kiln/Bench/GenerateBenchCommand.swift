@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnServices
 import KilnFormats
 import KilnKernels
 import KilnTokenizers
@@ -18,7 +19,7 @@ struct GenerateBenchCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = "Checkpoints/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: ArgumentHelp("A .gguf language model (architectures: \(ModelArchitecture.registry.map(\.name).joined(separator: ", "))).")) var model = ModelLocator.defaultLanguageModel
     @Option(help: "Prompt length for the prefill measurement.") var promptTokens = 128
     @Option(help: "Tokens decoded for the decode measurement.") var genTokens = 128
     @Option(help: "Threads (default: all cores).") var threads: Int?
@@ -41,9 +42,11 @@ struct GenerateBenchCommand: ParsableCommand {
         let file: GGUFFile, tokenizer: any Tokenizer, sequence: DecoderSequence
         let loadStart = monotonicNanoseconds()
         do {
-            file = try GGUFFile(path: model)
+            file = try GGUFFile(path: try modelPath(model))
             tokenizer = try GGUFTokenizer.load(from: file)
             sequence = try DecoderSequence(file: file, contextSize: 2048, batchSize: 512, pool: pool)
+        } catch let error as CLIError {
+            throw error
         } catch {
             throw CLIError("\(model): \(error)")
         }
