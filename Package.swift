@@ -15,7 +15,8 @@
 //   models       KilnTransformer Llama decoder and generation, BERT encoder, GGUF → tokenizer;
 //                KilnImageModels VAE and self-attention GAN, Fashion-MNIST, training, sampling
 //   facade       KilnServices what every front end shares: model lookup, document indexing and search
-//   apps         kiln         the command-line tool
+//   server       KilnServer   the OpenAI-compatible HTTP server (Hummingbird) over the facade
+//   apps         kiln         the command-line tool (`kiln serve` starts KilnServer)
 import PackageDescription
 
 // Compile for this CPU's widest vectors. Without it Swift SIMD code targets baseline x86-64 and
@@ -37,6 +38,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CKilnBLAS", path: "Sources/CKilnBLAS"),
@@ -83,13 +85,20 @@ let package = Package(
         .target(name: "KilnSearch", dependencies: ["KilnKernels", "KilnFormats"], swiftSettings: nativeSwift),
         // Transformer models (Llama, BERT) and what connects them to formats and tokenizers.
         .target(name: "KilnTransformer", dependencies: ["KilnKernels", "KilnFormats", "KilnTokenizers"], swiftSettings: nativeSwift),
-        // The library facade the front ends share: finding models, indexing and searching documents.
+        // The library facade the front ends share: finding models, text generation, images, indexing and search.
         .target(
-            name: "KilnServices", dependencies: ["KilnTransformer", "KilnSearch", "KilnFormats", "KilnKernels"],
+            name: "KilnServices", dependencies: ["KilnTransformer", "KilnTokenizers", "KilnImageModels", "KilnSearch", "KilnFormats", "KilnKernels"],
+            swiftSettings: nativeSwift),
+        // The OpenAI-compatible HTTP server over the facade (Hummingbird 2).
+        .target(
+            name: "KilnServer",
+            dependencies: ["KilnServices", "KilnTransformer", "KilnTokenizers", "KilnSearch", "KilnImageModels", "KilnKernels",
+                           .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: nativeSwift),
         .executableTarget(
             name: "kiln",
             dependencies: [
+                "KilnServer",
                 "KilnServices",
                 "KilnKernels",
                 "KilnFormats",
@@ -118,6 +127,9 @@ let package = Package(
         .testTarget(name: "KilnFormatsTests", dependencies: ["KilnFormats", "KilnTestSupport"], swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnTokenizersTests", dependencies: ["KilnTokenizers", "KilnFormats", "KilnTransformer", "KilnTestSupport"],
+            swiftSettings: nativeSwift),
+        .testTarget(
+            name: "KilnServerTests", dependencies: ["KilnServer", "KilnServices", "KilnTransformer", "KilnTokenizers", "KilnImageModels", "KilnTestSupport"],
             swiftSettings: nativeSwift),
         .testTarget(
             name: "KilnNativeTests",

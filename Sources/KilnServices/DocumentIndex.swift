@@ -100,9 +100,10 @@ public final class DocumentIndex {
     }
 
     /// Indexes `paths` (new or changed files replace their old passages) and saves a new
-    /// generation. Passages hold at most `chunkTokens` tokens with `overlap` shared by neighbours.
+    /// generation. Passages hold at most `chunkTokens` tokens with `overlap` shared by neighbours;
+    /// JSON-lines records give their text in `textField` and their title in `titleField`.
     /// `progress(done, total)` counts passages embedded; `warning` gets each file skipped.
-    public func add(_ paths: [String], chunkTokens: Int, overlap: Int,
+    public func add(_ paths: [String], chunkTokens: Int, overlap: Int, textField: String = "text", titleField: String = "title",
                     progress: (Int, Int) -> Void = { _, _ in }, warning: (String) -> Void = { _ in }) throws -> Ingestion {
         let files = try Self.files(in: paths)
         struct Pending { let source: String; let stamp: DocumentStore.SourceStamp; let passages: [DocumentStore.NewPassage] }
@@ -124,7 +125,7 @@ public final class DocumentIndex {
                 continue
             }
             let passages = source.hasSuffix(".jsonl")
-                ? Self.jsonLinesPassages(text, chunkTokens: chunkTokens, overlap: overlap, count: count)
+                ? Self.jsonLinesPassages(text, textField: textField, titleField: titleField, chunkTokens: chunkTokens, overlap: overlap, count: count)
                 : PassageSplitter.split(text, maxTokens: chunkTokens - 2, overlapTokens: overlap, countTokens: count).map {
                     DocumentStore.NewPassage(start: $0.start, end: $0.end, title: nil, document: nil, text: $0.text)
                 }
@@ -146,16 +147,18 @@ public final class DocumentIndex {
         return summary
     }
 
-    /// A JSON-lines file's passages: each record's string `text`, split, with its `title` and `id`
-    /// (number or string); a passage's range is its record's line. Other lines are skipped.
-    static func jsonLinesPassages(_ text: String, chunkTokens: Int, overlap: Int, count: (Substring) -> Int) -> [DocumentStore.NewPassage] {
+    /// A JSON-lines file's passages: each record's string `textField`, split, with its
+    /// `titleField` and `id` (number or string); a passage's range is its record's line. Other
+    /// lines are skipped.
+    static func jsonLinesPassages(_ text: String, textField: String, titleField: String, chunkTokens: Int, overlap: Int,
+                                  count: (Substring) -> Int) -> [DocumentStore.NewPassage] {
         var passages: [DocumentStore.NewPassage] = []
         var offset = 0
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             defer { offset += line.utf8.count + 1 }
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let body = object["text"] as? String else { continue }
-            let title = object["title"] as? String
+                  let body = object[textField] as? String else { continue }
+            let title = object[titleField] as? String
             let document = (object["id"] as? String) ?? (object["id"] as? NSNumber)?.stringValue
             for p in PassageSplitter.split(body, maxTokens: chunkTokens - 2, overlapTokens: overlap, countTokens: count) {
                 passages.append(.init(start: offset, end: offset + line.utf8.count, title: title, document: document, text: p.text))

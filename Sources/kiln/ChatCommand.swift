@@ -26,24 +26,15 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Context size in tokens.") var context = 2048
 
     func run() throws {
-        let file: GGUFFile, tokenizer: any Tokenizer, sequence: DecoderSequence
-        do {
-            file = try GGUFFile(path: try modelPath(model))
-            tokenizer = try GGUFTokenizer.load(from: file)
-            sequence = try DecoderSequence(file: file, contextSize: context)
-        } catch let error as CLIError {
-            throw error
-        } catch {
-            throw CLIError("\(model): \(error)")
-        }
-        let source = try chatTemplateSource(file: file, model: model, override: chatTemplate)
+        let textModel = try loadTextModel(model)
+        let tokenizer = textModel.tokenizer
+        let sequence = textModel.sequence(contextSize: context)
         let template: ChatTemplate
-        do { template = try ChatTemplate(source) } catch { throw CLIError("the chat template does not parse: \(error)") }
+        do { template = try textModel.chatTemplate(override: chatTemplate) } catch { throw CLIError("\(error)") }
         var sampling = SamplingParameters()
         (sampling.temperature, sampling.topK, sampling.topP, sampling.minP, sampling.repetitionPenalty) =
             (temperature, topK, topP, minP, repeatPenalty)
         let generator = TokenGenerator(model: sequence, tokenizer: tokenizer)
-        let (bos, eos) = templateMarkers(tokenizer)
         var messages: [ChatTemplate.Message] = system.map { [.init(role: "system", content: $0)] } ?? []
         var cached: [Int] = []  // tokens whose keys and values are in the cache
         var turn: UInt64 = 0
@@ -64,8 +55,7 @@ struct ChatCommand: ParsableCommand {
             messages.append(.init(role: "user", content: input))
             let prompt: [Int]
             do {
-                let rendered = try template.render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
-                prompt = tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
+                prompt = try textModel.chatPrompt(messages, template: template)
             } catch {
                 messages.removeLast()
                 print("(the chat template failed: \(error))")
@@ -86,7 +76,7 @@ struct ChatCommand: ParsableCommand {
                 print("")
                 if reply.stopReason == .length { print("(reply cut at --max-tokens \(maxTokens))") }
                 messages.append(.init(role: "assistant", content: reply.text))
-                cached = prompt + reply.tokens
+                cached = reply.cachedTokens
             } catch {
                 messages.removeLast()
                 print("(\(error))")
@@ -96,31 +86,12 @@ struct ChatCommand: ParsableCommand {
     }
 }
 
-/// ChatML, the template named "chatml" for models that carry none.
-let chatMLTemplate = """
-    {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
-    """
-
-/// A template by name ("chatml") or from a file.
-func loadChatTemplate(_ nameOrPath: String) throws -> String {
-    if nameOrPath == "chatml" { return chatMLTemplate }
-    let data = try readFile(nameOrPath)
-    guard let text = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(nameOrPath) is not valid UTF-8") }
-    return text
-}
-
-/// The template a model is chatted with: `override` (a file or "chatml") if given, else the
-/// GGUF's own `tokenizer.chat_template`; a model with neither is an error.
-func chatTemplateSource(file: GGUFFile, model: String, override: String?) throws -> String {
-    if let override { return try loadChatTemplate(override) }
-    guard case .string(let own)? = file["tokenizer.chat_template"] else {
-        throw CLIError("\(model) has no chat template; pass --chat-template FILE or --chat-template chatml")
+/// The GGUF language model at `path` (found through ModelLocator), or an error naming it.
+func loadTextModel(_ path: String) throws -> TextModel {
+    let url = URL(fileURLWithPath: try modelPath(path))
+    do {
+        return try TextModel(path: url)
+    } catch {
+        throw CLIError("\(path): \(error)")
     }
-    return own
-}
-
-/// The BOS and EOS texts a chat template receives as bos_token and eos_token.
-func templateMarkers(_ tokenizer: any Tokenizer) -> (bos: String, eos: String) {
-    (tokenizer.specialTokens.bos.flatMap { tokenizer.piece(for: $0) } ?? "",
-     tokenizer.specialTokens.eos.flatMap { tokenizer.piece(for: $0) } ?? "")
 }

@@ -55,21 +55,12 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let loadStart = monotonicNanoseconds()
-        let file: GGUFFile
-        let tokenizer: any Tokenizer
-        let sequence: DecoderSequence
         let pool = threads.map { ThreadPool(threadCount: $0) } ?? ThreadPool.shared
-        do {
-            file = try GGUFFile(path: try modelPath(model))
-            tokenizer = try GGUFTokenizer.load(from: file)
-            sequence = try DecoderSequence(file: file, contextSize: context, pool: pool)
-        } catch let error as CLIError {
-            throw error
-        } catch {
-            throw CLIError("\(model): \(error)")
-        }
+        let textModel = try loadTextModel(model)
+        let tokenizer = textModel.tokenizer
+        let sequence = textModel.sequence(contextSize: context, pool: pool)
         let loadSeconds = Double(monotonicNanoseconds() - loadStart) * 1e-9
-        let promptIds = try promptTokenIds(file, tokenizer, vocabulary: sequence.configuration.vocabularySize)
+        let promptIds = try promptTokenIds(textModel)
         guard !promptIds.isEmpty else { throw CLIError("the prompt has no tokens") }
         guard promptIds.count + maxTokens <= context else {
             throw CLIError("the prompt (\(promptIds.count) tokens) plus --max-tokens \(maxTokens) exceed the context of \(context); raise --context")
@@ -121,11 +112,11 @@ struct GenerateCommand: ParsableCommand {
         }
     }
 
-    func promptTokenIds(_ file: GGUFFile, _ tokenizer: any Tokenizer, vocabulary: Int) throws -> [Int] {
+    func promptTokenIds(_ textModel: TextModel) throws -> [Int] {
         if let promptTokens {
             return try promptTokens.split(separator: ",").map { field in
-                guard let id = Int(field.trimmingCharacters(in: .whitespaces)), (0..<vocabulary).contains(id) else {
-                    throw CLIError("\"\(field)\" in --prompt-tokens is not a token id of this model (0..<\(vocabulary))")
+                guard let id = Int(field.trimmingCharacters(in: .whitespaces)), (0..<textModel.vocabularySize).contains(id) else {
+                    throw CLIError("\"\(field)\" in --prompt-tokens is not a token id of this model (0..<\(textModel.vocabularySize))")
                 }
                 return id
             }
@@ -136,19 +127,15 @@ struct GenerateCommand: ParsableCommand {
             guard let decoded = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(promptFile) is not valid UTF-8") }
             text = decoded.hasSuffix("\n") ? String(decoded.dropLast()) : decoded
         }
-        guard chat else { return tokenizer.encode(text, addSpecial: true, parseSpecial: true) }
-        let source = try chatTemplateSource(file: file, model: model, override: chatTemplate)
+        guard chat else { return textModel.tokenizer.encode(text, addSpecial: true, parseSpecial: true) }
         var messages: [ChatTemplate.Message] = []
         if let system { messages.append(.init(role: "system", content: system)) }
         messages.append(.init(role: "user", content: text))
-        let (bos, eos) = templateMarkers(tokenizer)
-        let rendered: String
         do {
-            rendered = try ChatTemplate(source).render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
+            return try textModel.chatPrompt(messages, template: try textModel.chatTemplate(override: chatTemplate))
         } catch {
-            throw CLIError("the model's chat template cannot be rendered: \(error)")
+            throw CLIError("\(error)")
         }
-        return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
     }
 }
 

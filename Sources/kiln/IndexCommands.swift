@@ -50,6 +50,8 @@ struct IndexAddCommand: ParsableCommand {
     @Argument(help: "Files or folders.") var paths: [String]
     @Option(help: "Tokens per passage at most.") var chunkTokens = 256
     @Option(help: "Tokens shared by consecutive passages.") var overlap = 32
+    @Option(help: "For .jsonl files: the field holding each record's text.") var field = "text"
+    @Option(help: "For .jsonl files: the field holding each record's title.") var titleField = "title"
 
     func validate() throws {
         guard chunkTokens >= 8, chunkTokens <= 510 else { throw ValidationError("--chunk-tokens must be in 8…510") }
@@ -62,7 +64,8 @@ struct IndexAddCommand: ParsableCommand {
         var progress: ProgressBar?
         let summary: DocumentIndex.Ingestion
         do {
-            summary = try documents.add(paths, chunkTokens: chunkTokens, overlap: overlap, progress: { done, total in
+            summary = try documents.add(paths, chunkTokens: chunkTokens, overlap: overlap, textField: field, titleField: titleField,
+                                        progress: { done, total in
                 if progress == nil { progress = ProgressBar(total: total, label: "embedding passages") }
                 progress?.update(done)
             }, warning: warnings.note)

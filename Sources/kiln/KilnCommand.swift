@@ -6,7 +6,7 @@ struct KilnCommand: ParsableCommand {
         abstract: "Kiln: generative AI on the CPU — text generation, image generators, embeddings and search.",
         version: "0.1.0",
         subcommands: [
-            InfoCommand.self, GenerateCommand.self, ChatCommand.self, EmbedCommand.self, IndexCommand.self, SearchCommand.self,
+            InfoCommand.self, GenerateCommand.self, ChatCommand.self, EmbedCommand.self, IndexCommand.self, SearchCommand.self, ServeCommand.self,
             TrainCommand.self, SampleCommand.self, QuantizeCommand.self,
             TokenizeCommand.self, DetokenizeCommand.self, ChatTemplateCommand.self, TokenizerCommand.self,
             BenchCommand.self,

@@ -81,9 +81,10 @@ struct SampleCommand: ParsableCommand {
               FileManager.default.isWritableFile(atPath: parent) else {
             throw CLIError("cannot write into \(parent): no such folder or not writable")
         }
-        let sampler = try ImageSampler(kind: model, directory: folder)
+        let studio = try ImageStudio(kind: model, directory: folder)
+        let sampler = studio.sampler
         var latents: [Float]
-        var description = "model: \(model.rawValue), checkpoint sha256: \(sampler.checkpointDigest), seed: \(seed), count: \(n)"
+        var description = studio.parameters(seed: seed, count: n)
         if let interpolate {
             let seeds = interpolate.split(separator: ",").map { UInt64($0)! }
             let a = sampler.latents(count: 1, seed: seeds[0]), b = sampler.latents(count: 1, seed: seeds[1])
@@ -98,14 +99,12 @@ struct SampleCommand: ParsableCommand {
         var written: [String] = []
         do {
             if let outDir {
-                for i in 0..<n {
-                    let png = try PNGImage.encodeGray(width: 28, height: 28, pixels: Array(pixels[(i * 784)..<((i + 1) * 784)]),
-                                                      text: [("parameters", description + ", index: \(i)")])
+                for (i, png) in try ImageStudio.separatePNGs(pixels, parameters: description).enumerated() {
                     let file = (outDir as NSString).appendingPathComponent(String(format: "%06d.png", i))
                     try DurableFile.write(png, to: file)
                     written.append(file)
                 }
-            } else {
+        } else {
                 let image = ImageGrid.compose(pixels, side: 28, columns: columns, rows: rows)
                 let png = try PNGImage.encodeGray(width: image.width, height: image.height, pixels: image.pixels,
                                                   text: [("parameters", description + ", grid: \(columns)x\(rows)")])

@@ -1,0 +1,222 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import KilnImageModels
+import KilnServer
+import KilnServices
+import KilnTestSupport
+import KilnTokenizers
+import KilnTransformer
+import Testing
+
+/// `kiln serve`'s routes on a real socket: the server runs in-process on an ephemeral loopback
+/// port and URLSession drives it. Completions are compared with the library's own greedy
+/// generation of the same prompt, embeddings with the embedder's vectors.
+@Suite(.serialized) struct ServerTests {
+    static var checkpoints: URL { Fixtures.repositoryRoot.appendingPathComponent("Checkpoints") }
+    static let textModel = "SmolLM2-135M-Instruct.Q4_1"
+
+    struct Reply {
+        let status: Int
+        let body: Data
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var object: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+        var error: [String: Any]? { object["error"] as? [String: Any] }
+    }
+
+    /// A server started once for the suite (with `key`, when given), waited on until /health is 200.
+    final class Running: @unchecked Sendable {
+        let port: Int
+        let task: Task<Void, any Error>
+        init(port: Int, task: Task<Void, any Error>) { (self.port, self.task) = (port, task) }
+
+        static func start(key: String? = nil) async throws -> Running? {
+            let model = checkpoints.appendingPathComponent("\(textModel).gguf").path
+            guard FileManager.default.fileExists(atPath: model) else {
+                if Fixtures.isCI { Issue.record("missing \(model)") }
+                return nil
+            }
+            var options = ServerOptions(model: model, embeddingModel: checkpoints.appendingPathComponent("all-MiniLM-L6-v2").path)
+            options.port = 0
+            options.apiKey = key
+            options.maximumBodyBytes = 1 << 20
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            let task = Task { try await KilnServer.run(options) { continuation.yield($0) } }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { return nil }
+            let server = Running(port: port, task: task)
+            for _ in 0..<600 {
+                if try await server.get("/health").status == 200 { return server }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            Issue.record("the server did not load within 60 s")
+            return nil
+        }
+
+        func request(_ method: String, _ path: String, body: Data? = nil, key: String? = nil) async throws -> Reply {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            request.httpMethod = method
+            request.httpBody = body
+            request.timeoutInterval = 120
+            if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+            if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+            let (data, response) = try await URLSession.shared.data(for: request)
+            return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+        }
+
+        func get(_ path: String, key: String? = nil) async throws -> Reply { try await request("GET", path, key: key) }
+
+        func post(_ path: String, _ json: [String: Any], key: String? = nil) async throws -> Reply {
+            try await request("POST", path, body: try JSONSerialization.data(withJSONObject: json), key: key)
+        }
+
+        func stop() { task.cancel() }
+    }
+
+    /// The library's greedy completion of `messages` (or of a plain `prompt`), as `kiln generate` makes it.
+    static func greedy(messages: [ChatTemplate.Message]? = nil, prompt: String? = nil, maxTokens: Int) throws -> TokenGenerator.Result {
+        let model = try TextModel(path: checkpoints.appendingPathComponent("\(textModel).gguf"))
+        let ids = try messages.map { try model.chatPrompt($0, template: try model.chatTemplate()) }
+            ?? model.tokenizer.encode(prompt ?? "", addSpecial: true, parseSpecial: true)
+        let generator = TokenGenerator(model: model.sequence(contextSize: 2048), tokenizer: model.tokenizer)
+        return try generator.generate(prompt: ids, maxTokens: maxTokens, sampling: .greedy)
+    }
+
+    /// The error shape every failure has, with its status.
+    static func expectError(_ reply: Reply, _ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(reply.status == status, "\(reply.status): \(reply.text)", sourceLocation: sourceLocation)
+        let error = reply.error
+        #expect(error?["message"] as? String != nil && error?["type"] as? String != nil, "\(reply.text)", sourceLocation: sourceLocation)
+        #expect((error?["message"] as? String)?.contains(fragment) == true, "\(reply.text)", sourceLocation: sourceLocation)
+    }
+
+    @Test func routesAnswerAsOpenAIDoes() async throws {
+        guard let server = try await Running.start() else { return }
+        defer { server.stop() }
+
+        let models = try await server.get("/v1/models")
+        let ids = (models.object["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+        #expect(ids == [Self.textModel, "all-MiniLM-L6-v2", "kiln-gan", "kiln-vae"], "\(models.text)")
+
+        // Chat, whole and streamed, equals the library's greedy generation.
+        let messages: [[String: Any]] = [["role": "system", "content": "You are brief."], ["role": "user", "content": "Name three colours."]]
+        let expected = try Self.greedy(messages: messages.map { .init(role: $0["role"] as! String, content: $0["content"] as! String) }, maxTokens: 24)
+        let chat = try await server.post("/v1/chat/completions", ["model": Self.textModel, "messages": messages, "temperature": 0, "max_tokens": 24])
+        #expect(chat.status == 200, "\(chat.text)")
+        let choice = (chat.object["choices"] as? [[String: Any]])?.first
+        #expect((choice?["message"] as? [String: Any])?["content"] as? String == expected.text)
+        #expect(choice?["finish_reason"] as? String == (expected.stopReason == .length ? "length" : "stop"))
+        let usage = chat.object["usage"] as? [String: Any]
+        #expect(usage?["prompt_tokens"] as? Int == expected.promptTokens.count && usage?["completion_tokens"] as? Int == expected.tokens.count)
+        #expect(chat.object["object"] as? String == "chat.completion")
+
+        let stream = try await server.post("/v1/chat/completions", ["messages": messages, "temperature": 0, "max_tokens": 24, "stream": true,
+                                                                    "stream_options": ["include_usage": true]])
+        #expect(stream.status == 200)
+        let events = stream.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(events.last == "data: [DONE]", "\(stream.text)")
+        var streamed = "", finish: String?, streamedUsage: [String: Any]?
+        for event in events.dropLast() {
+            guard event.hasPrefix("data: "),
+                  let chunk = try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any] else {
+                Issue.record("not an event: \(event)")
+                continue
+            }
+            #expect(chunk["object"] as? String == "chat.completion.chunk")
+            if let choice = (chunk["choices"] as? [[String: Any]])?.first {
+                streamed += ((choice["delta"] as? [String: Any])?["content"] as? String) ?? ""
+                if let reason = choice["finish_reason"] as? String { finish = reason }
+            }
+            if let u = chunk["usage"] as? [String: Any] { streamedUsage = u }
+        }
+        #expect(streamed == expected.text && finish != nil)
+        #expect(streamedUsage?["completion_tokens"] as? Int == expected.tokens.count)
+
+        // Text completion of a plain prompt.
+        let plain = try Self.greedy(prompt: "The capital of France is", maxTokens: 12)
+        let completion = try await server.post("/v1/completions", ["prompt": "The capital of France is", "temperature": 0, "max_tokens": 12])
+        #expect(((completion.object["choices"] as? [[String: Any]])?.first?["text"] as? String) == plain.text, "\(completion.text)")
+
+        // Embeddings, as floats and as base64, equal the embedder's vectors.
+        let embedder = try SentenceEmbedder(folder: Self.checkpoints.appendingPathComponent("all-MiniLM-L6-v2"))
+        let texts = ["Pottery is fired in a kiln.", "Swift compiles to native code."]
+        let vectors = try embedder.embed(texts)
+        let floats = try await server.post("/v1/embeddings", ["input": texts, "model": "all-MiniLM-L6-v2"])
+        let data = floats.object["data"] as? [[String: Any]] ?? []
+        #expect(data.count == 2, "\(floats.text)")
+        for (item, vector) in zip(data, vectors) {
+            let got = (item["embedding"] as? [Double])?.map { Float($0) }
+            #expect(got == vector)
+        }
+        let base64 = try await server.post("/v1/embeddings", ["input": texts[0], "encoding_format": "base64"])
+        let encoded = ((base64.object["data"] as? [[String: Any]])?.first?["embedding"] as? String).flatMap { Data(base64Encoded: $0) }
+        let decoded = encoded.map { bytes in bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
+        #expect(decoded == (try embedder.embed([texts[0]]))[0])
+
+        // Images: the PNGs the library writes for the same model, count and seed.
+        for kind in ImageModelKind.allCases {
+            let reply = try await server.post("/v1/images/generations", ["model": "kiln-\(kind.rawValue)", "prompt": "", "n": 2, "seed": 7,
+                                                                         "response_format": "b64_json"])
+            let images = (reply.object["data"] as? [[String: Any]])?.compactMap { ($0["b64_json"] as? String).flatMap { Data(base64Encoded: $0) } }
+            let studio = try ImageStudio(kind: kind, directory: Self.checkpoints.appendingPathComponent(kind.rawValue).path)
+            #expect(images == (try studio.pngs(count: 2, seed: 7)), "\(reply.text.prefix(300))")
+            #expect(images?.first?.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+        }
+
+        // Tokens.
+        let tokens = try await server.post("/tokenize", ["content": "Hello world"])
+        #expect(tokens.object["tokens"] as? [Int] == [19556, 905], "\(tokens.text)")
+        let text = try await server.post("/detokenize", ["tokens": [19556, 905]])
+        #expect(text.object["content"] as? String == "Hello world")
+    }
+
+    @Test func badRequestsGetErrorsInOpenAIsShape() async throws {
+        guard let server = try await Running.start() else { return }
+        defer { server.stop() }
+        Self.expectError(try await server.request("POST", "/v1/chat/completions", body: Data("{not json".utf8)), 400, "not valid JSON")
+        Self.expectError(try await server.request("POST", "/v1/chat/completions", body: Data([0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x7D])), 400, "not valid UTF-8")
+        Self.expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]], "max_tokens": "many"]),
+                         400, "max_tokens")
+        Self.expectError(try await server.post("/v1/chat/completions", ["temperature": 0]), 400, "missing field messages")
+        Self.expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]], "model": "gpt-4"]),
+                         404, "gpt-4")
+        Self.expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]], "max_tokens": 5000]),
+                         400, "exceed the context of 2048")
+        let long = String(repeating: "kiln ", count: 3000)
+        Self.expectError(try await server.post("/v1/completions", ["prompt": long]), 400, "the context holds 2048")
+        Self.expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]], "temperature": 1e9]),
+                         400, "temperature")
+        Self.expectError(try await server.post("/v1/embeddings", ["input": [String]()]), 400, "input")
+        Self.expectError(try await server.post("/detokenize", ["tokens": [1 << 40]]), 400, "not a token id")
+        Self.expectError(try await server.post("/v1/search", ["query": "kiln"]), 404, "no index")
+        Self.expectError(try await server.get("/v1/nothing"), 404, "no such route")
+        Self.expectError(try await server.post("/v1/images/generations", ["prompt": "", "size": "1024x1024"]), 400, "size must be 28x28")
+        Self.expectError(try await server.post("/v1/images/generations", ["prompt": "", "n": 0]), 400, "n must be")
+        Self.expectError(try await server.post("/v1/images/generations", ["prompt": "", "model": "dall-e-3"]), 404, "kiln-gan, kiln-vae")
+        Self.expectError(try await server.request("POST", "/v1/embeddings", body: Data(count: 2 << 20)), 413, "larger")
+        // Still alive and correct after all of that.
+        #expect(try await server.post("/tokenize", ["content": "Hello world"]).object["tokens"] as? [Int] == [19556, 905])
+    }
+
+    @Test func theKeyGuardsEveryRouteButHealth() async throws {
+        guard let server = try await Running.start(key: "s3cret") else { return }
+        defer { server.stop() }
+        #expect(try await server.get("/health").status == 200)
+        Self.expectError(try await server.get("/v1/models"), 401, "missing API key")
+        Self.expectError(try await server.get("/v1/models", key: "wrong"), 401, "invalid API key")
+        Self.expectError(try await server.post("/tokenize", ["content": "x"], key: "s3cre"), 401, "invalid API key")
+        #expect(try await server.get("/v1/models", key: "s3cret").status == 200)
+    }
+
+    @Test func aPublicAddressNeedsAKey() throws {
+        var options = ServerOptions(model: "m.gguf")
+        options.host = "0.0.0.0"
+        #expect(throws: ServerOptions.Invalid.self) { try options.validate() }
+        options.apiKey = "k"
+        try options.validate()
+        options.apiKey = nil
+        options.insecure = true
+        try options.validate()
+    }
+}
