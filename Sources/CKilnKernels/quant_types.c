@@ -55,8 +55,14 @@ static void dq_bf16(const uint8_t *p, float *y) {
     memcpy(y, &bits, 4);
 }
 
+// A token's products keep their bits in any batch only for the 32-value block types whose
+// batched kernels sum as the single-token ones do: not when four tokens together take a gemm
+// span shorter than the block (Q4_K, Q2_K), nor the K-quants' widened batches, nor the batched
+// f16/bf16 kernels (QuantizedTests checks every row).
 #define ROW(T, NAME, N, BYTES, ACT, KERNELS, DQ, ENC, FAMILY, SPAN) \
-    {{T, NAME, N, BYTES, ACT, KERNELS, ENC != NULL}, DQ, ENC, FAMILY, SPAN}
+    {{T, NAME, N, BYTES, ACT, KERNELS, ENC != NULL,                               \
+      KERNELS && ACT == Q8_0_ && (FAMILY != FAMILY_ROWS || SPAN == N)},           \
+     DQ, ENC, FAMILY, SPAN}
 enum {
     NONE_ = KILN_ACTIVATION_NONE, Q8_0_ = KILN_ACTIVATION_Q8_0, Q8_K_ = KILN_ACTIVATION_Q8_K,
     F16_ = KILN_ACTIVATION_F16, BF16_ = KILN_ACTIVATION_BF16

@@ -50,6 +50,10 @@ public struct QuantizationType: RawRepresentable, Hashable, Sendable, CaseIterab
     public var usesHalfActivations: Bool { info.activation == Int32(KILN_ACTIVATION_F16.rawValue) }
     public var usesBFloatActivations: Bool { info.activation == Int32(KILN_ACTIVATION_BF16.rawValue) }
 
+    /// Whether a token's products have the same bits whatever tokens are batched with it (a
+    /// batch of several sequences then decodes each exactly as it decodes alone).
+    public var sameBitsInAnyBatch: Bool { info.sameBitsInAnyBatch != 0 }
+
     /// Bytes of one row of `columns` weights (columns must be a multiple of `blockElements`).
     public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }
 

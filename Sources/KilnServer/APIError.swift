@@ -83,6 +83,23 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Counts every answer by route and status (after the error middleware has shaped it).
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = APIError.from(error).response
+        }
+        metrics.countRequest(route: ServerMetrics.knownRoutes.contains(request.uri.path) ? request.uri.path : "other",
+                             status: Int(response.status.code))
+        return response
+    }
+}
+
 /// Every route but /health needs `Authorization: Bearer KEY` when the server has a key; keys
 /// are compared in constant time.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {

@@ -17,6 +17,7 @@ public enum KilnServer {
         try options.validate()
         let state = ServerState(options: options)
         let router = Router(context: BasicRequestContext.self)
+        if let metrics = state.metrics { router.add(middleware: MetricsMiddleware(metrics: metrics)) }
         router.add(middleware: APIErrorMiddleware())
         if let key = options.apiKey { router.add(middleware: APIKeyMiddleware(key: Array(key.utf8))) }
         Routes(state: state).register(on: router)
@@ -44,15 +45,19 @@ public enum KilnServer {
 /// The loaded models, shared by the handlers; nil until loading finishes.
 final class ServerState: @unchecked Sendable {  // `loaded` is guarded by `lock`
     let options: ServerOptions
+    let metrics: ServerMetrics?
     private let lock = NSLock()
     private var loaded: LoadedModels?
 
-    init(options: ServerOptions) { self.options = options }
+    init(options: ServerOptions) {
+        self.options = options
+        metrics = options.metrics ? ServerMetrics() : nil
+    }
 
     struct LoadedModels: @unchecked Sendable {  // read-only after loading; the index is used on `embeddingQueue` only
         let text: TextModel
         let template: ChatTemplate?
-        let generation: GenerationWorker
+        let generation: BatchScheduler
         let embedder: SentenceEmbedder
         let embedderName: String
         let index: DocumentIndex?
@@ -74,12 +79,13 @@ final class ServerState: @unchecked Sendable {  // `loaded` is guarded by `lock`
     }
 
     func load() async throws {
-        let options = self.options
+        let options = self.options, metrics = self.metrics
         let models = try await Task.detached { () throws -> LoadedModels in
             let locator = ModelLocator()
             let text = try TextModel(path: try locator.resolve(options.model))
             let template = try? text.chatTemplate()
-            let generation = GenerationWorker(model: text, contextSize: options.contextSize, maximumWaiting: options.queueLimit)
+            let generation = BatchScheduler(model: text, contextSize: options.contextSize, parallel: options.parallel,
+                                            maximumWaiting: options.queueLimit, metrics: metrics)
             var index: DocumentIndex?
             let embedder: SentenceEmbedder
             let embedderName: String

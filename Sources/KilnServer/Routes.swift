@@ -18,6 +18,12 @@ struct Routes: Sendable {
             return json(["status": "ok"])
         }
         router.get("/v1/models") { _, _ in try models() }
+        if let metrics = state.metrics {
+            router.get("/metrics") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                         body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
+            }
+        }
         router.post("/v1/chat/completions") { request, context in try await chat(request, context) }
         router.post("/v1/completions") { request, context in try await completion(request, context) }
         router.post("/v1/embeddings") { request, context in try await embeddings(request, context) }
@@ -48,13 +54,13 @@ struct Routes: Sendable {
     // MARK: Generation
 
     struct Plan {
-        var job: GenerationWorker.Job
+        var job: BatchScheduler.Job
         var stream: Bool
         var includeUsage: Bool
     }
 
     /// Validated sampling fields for a prompt of `promptCount` tokens.
-    func plan(_ fields: SamplingFields, prompt: [Int], generation: GenerationWorker) throws -> Plan {
+    func plan(_ fields: SamplingFields, prompt: [Int], generation: BatchScheduler) throws -> Plan {
         guard !prompt.isEmpty else { throw APIError.invalid("the prompt has no tokens", param: "messages") }
         let context = generation.contextSize
         guard prompt.count < context else {
@@ -104,7 +110,7 @@ struct Routes: Sendable {
         guard stop.count <= 16, stop.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 1024 }) else {
             throw APIError.invalid("stop takes up to 16 non-empty strings of at most 1024 bytes", param: "stop")
         }
-        let job = GenerationWorker.Job(prompt: prompt, maxTokens: requested ?? room, sampling: sampling,
+        let job = BatchScheduler.Job(prompt: prompt, maxTokens: requested ?? room, sampling: sampling,
                                        seed: fields.seed ?? UInt64.random(in: 0...UInt64.max), stop: stop)
         return Plan(job: job, stream: fields.stream ?? false, includeUsage: fields.stream_options?.include_usage ?? false)
     }

@@ -15,8 +15,12 @@ public struct ServerOptions: Sendable {
     public var port = 8080
     /// Tokens per sequence (prompt and completion).
     public var contextSize = 2048
+    /// Sequences decoded together in each step.
+    public var parallel = 4
     /// Requests generating or waiting before new ones get 429.
     public var queueLimit = 64
+    /// Serve GET /metrics (Prometheus text).
+    public var metrics = false
     /// Largest request body accepted (413 beyond).
     public var maximumBodyBytes = 8 << 20
     public var apiKey: String?
@@ -39,6 +43,7 @@ public struct ServerOptions: Sendable {
         guard (1...65535).contains(port) || port == 0 else { throw Invalid(description: "--port must be in 0…65535") }
         guard contextSize >= 16 && contextSize <= 1 << 20 else { throw Invalid(description: "--context must be in 16…1048576") }
         guard queueLimit >= 1 && queueLimit <= 1 << 16 else { throw Invalid(description: "the queue limit must be in 1…65536") }
+        guard parallel >= 1 && parallel <= 256 else { throw Invalid(description: "--parallel must be in 1…256") }
         if let apiKey, apiKey.isEmpty { throw Invalid(description: "the API key is empty") }
         if apiKey == nil && !insecure && !Self.isLoopback(host) {
             throw Invalid(description: "refusing to listen on \(host) without an API key: pass --api-key or --api-key-file (or --insecure)")

@@ -31,7 +31,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
     /// The products of fused matrices before they are split: [batchSize][q + 2·kv] and [batchSize][2·ffn].
     private let fusedQueryKeyValue, fusedGateUp: UnsafeMutableBufferPointer<Float>
     private let cosines, sines: UnsafeMutableBufferPointer<Float>  // [rotaryDimension / 2]
-    private let keyCache, valueCache: UnsafeMutableBufferPointer<Float>  // [layer][context][kvSize]
+    /// This sequence's own keys and values; `forward(_:startPosition:into:)` and `step` run others.
+    public let cache: KVCache
     /// Logits of the last token of the last `forward` call: [vocabularySize].
     public let logits: UnsafeMutableBufferPointer<Float>
     private let hiddenActivations: QuantizedActivations
@@ -73,8 +74,7 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         fusedGateUp = buffer(fusesGateUp ? b * 2 * c.intermediateSize : 1)
         cosines = buffer(c.rotaryDimension / 2)
         sines = buffer(c.rotaryDimension / 2)
-        keyCache = buffer(c.layerCount * self.contextSize * c.kvSize)
-        valueCache = buffer(c.layerCount * self.contextSize * c.kvSize)
+        cache = KVCache(layerCount: c.layerCount, contextSize: self.contextSize, kvSize: c.kvSize)
         logits = buffer(c.vocabularySize)
         // q8_K super-blocks and f16/bf16 rows only where a projection reads them (each costs per token).
         let hiddenReaders = layers.flatMap { $0.projections }.map(\.type)
@@ -106,45 +106,126 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
 
     deinit {
         for b in [x, normed, queries, keys, values, attention, projected, gate, up, fusedQueryKeyValue, fusedGateUp,
-                  cosines, sines, keyCache, valueCache, logits] {
+                  cosines, sines, logits] + (stepLogits.map { [$0] } ?? []) {
             b.deallocate()
         }
+    }
+
+    /// An empty cache for another sequence over the same weights and scratch.
+    public func makeCache() -> KVCache {
+        KVCache(layerCount: configuration.layerCount, contextSize: contextSize, kvSize: configuration.kvSize)
     }
 
     /// Runs `tokens` at positions start..<start+count (earlier positions must already be in the
     /// cache) and leaves the last token's logits in `logits`.
     public func forward(_ tokens: [Int], startPosition: Int) throws {
+        try forward(tokens, startPosition: startPosition, into: cache)
+    }
+
+    /// `forward` with the keys and values in `cache` (one of `makeCache()`'s). A prompt fed in
+    /// chunks (each a multiple of `batchSize` but the last) gives the bits it gives whole when
+    /// every chunk names the prompt's length as `runLength`.
+    public func forward(_ tokens: [Int], startPosition: Int, into cache: KVCache, runLength: Int? = nil) throws {
         let c = configuration
+        precondition(cache.contextSize == contextSize && cache.layerCount == c.layerCount, "a cache of another shape")
         guard startPosition >= 0, startPosition + tokens.count <= contextSize else {
             throw LanguageModelFailure.contextFull(needed: startPosition + tokens.count, available: contextSize)
         }
         if let bad = tokens.first(where: { !(0..<c.vocabularySize).contains($0) }) { throw LanguageModelFailure.tokenOutOfRange(bad) }
         // llama.cpp sums attention products in one order for a multi-token call and another for a
         // single token; following it keeps Kiln's tokens identical to llama.cpp's.
-        let summation: HalfPrecisionSummation = tokens.count > 1 ? .batch : .single
+        let summation: HalfPrecisionSummation = (runLength ?? tokens.count) > 1 ? .batch : .single
         var done = 0
         while done < tokens.count {
             let chunk = tokens[done..<min(tokens.count, done + batchSize)]
-            runBatch(chunk, at: startPosition + done, summation: summation)
+            runBatch(chunk, rows: .run(cache, start: startPosition + done, summation: summation))
             done += chunk.count
         }
         // Final norm and the output head for the last token only.
-        let last = UnsafeBufferPointer(rebasing: x[((lastBatchCount - 1) * c.hiddenSize)..<(lastBatchCount * c.hiddenSize)])
-        let n = UnsafeMutableBufferPointer(rebasing: normed[0..<c.hiddenSize])
-        VectorOps.rmsNorm(last, weight: weights.outputNorm, epsilon: c.rmsNormEpsilon, into: n, count: c.hiddenSize)
-        lastActivation.quantize(UnsafeBufferPointer(n), rows: 1)
-        let outputHead = weights.outputHead
-        QuantizedOps.matmul(outputHead.type, weights: outputHead.weights, rows: outputHead.rows, activations: lastActivation,
-                            output: logits, pool: pool)
-        if let cap = c.finalLogitSoftCap { VectorOps.softCap(UnsafeBufferPointer(logits), cap: cap, into: logits, count: logits.count) }
+        guard !tokens.isEmpty else { return }
+        let lastRow = (tokens.count - 1) % batchSize  // in the last batch's scratch
+        outputHead(rows: lastRow..<(lastRow + 1), activations: lastActivation, into: logits)
     }
 
-    private var lastBatchCount = 1
+    /// One token for each of several sequences (each its own cache and position) through one
+    /// pass over the weights: every weight matrix is read once for all of them. Returns their
+    /// logits, [entries.count][vocabularySize], valid until the next call. Each sequence's
+    /// products and attention are computed as a lone sequence's decoding step computes them,
+    /// so with weights whose types keep their bits in any batch (`sameBitsInAnyBatch`) every
+    /// sequence gets exactly the logits it would get alone.
+    public func step(_ entries: [DecoderStepEntry]) throws -> UnsafeMutableBufferPointer<Float> {
+        let c = configuration
+        guard !entries.isEmpty else { return UnsafeMutableBufferPointer(start: nil, count: 0) }
+        precondition(entries.count <= batchSize, "a step of \(entries.count) sequences exceeds the batch size \(batchSize)")
+        for entry in entries {
+            precondition(entry.cache.contextSize == contextSize && entry.cache.layerCount == c.layerCount, "a cache of another shape")
+            guard entry.position >= 0, entry.position < contextSize else {
+                throw LanguageModelFailure.contextFull(needed: entry.position + 1, available: contextSize)
+            }
+            guard (0..<c.vocabularySize).contains(entry.token) else { throw LanguageModelFailure.tokenOutOfRange(entry.token) }
+        }
+        runBatch(entries.map(\.token)[...], rows: .step(entries))
+        if stepCapacity < entries.count {
+            stepLogits?.deallocate()
+            stepLogits = .allocate(capacity: entries.count * c.vocabularySize)
+            stepActivation = QuantizedActivations(columns: c.hiddenSize, rows: entries.count, types: [weights.outputHead.type])
+            stepCapacity = entries.count
+        }
+        let out = UnsafeMutableBufferPointer(rebasing: stepLogits![0..<(entries.count * c.vocabularySize)])
+        outputHead(rows: 0..<entries.count, activations: stepActivation!, into: out)
+        return out
+    }
 
-    private func runBatch(_ tokens: ArraySlice<Int>, at position: Int, summation: HalfPrecisionSummation) {
+    /// Whether every weight keeps its bits in any batch, so `step` decodes each sequence exactly
+    /// as it decodes alone.
+    public var stepsKeepEachSequenceExact: Bool {
+        weights.layers.flatMap(\.projections).allSatisfy { $0.type.sameBitsInAnyBatch } && weights.outputHead.type.sameBitsInAnyBatch
+    }
+
+    private var stepLogits: UnsafeMutableBufferPointer<Float>?
+    private var stepActivation: QuantizedActivations?
+    private var stepCapacity = 0
+
+    /// Final norm and output head of the scratch rows `rows` into `out`, one vocabulary-wide row
+    /// of logits each.
+    private func outputHead(rows: Range<Int>, activations: QuantizedActivations, into out: UnsafeMutableBufferPointer<Float>) {
+        let c = configuration, h = c.hiddenSize
+        for (i, t) in rows.enumerated() {
+            let source = UnsafeBufferPointer(rebasing: x[(t * h)..<((t + 1) * h)])
+            let n = UnsafeMutableBufferPointer(rebasing: normed[(i * h)..<((i + 1) * h)])
+            VectorOps.rmsNorm(source, weight: weights.outputNorm, epsilon: c.rmsNormEpsilon, into: n, count: h)
+        }
+        activations.quantize(UnsafeBufferPointer(rebasing: normed[0..<(rows.count * h)]), rows: rows.count)
+        let head = weights.outputHead
+        QuantizedOps.matmul(head.type, weights: head.weights, rows: head.rows, activations: activations, output: out,
+                            outputStride: c.vocabularySize, pool: pool)
+        if let cap = c.finalLogitSoftCap { VectorOps.softCap(UnsafeBufferPointer(out), cap: cap, into: out, count: rows.count * c.vocabularySize) }
+    }
+
+    /// Where a batch's rows go: consecutive positions of one cache (a prompt), or one token each
+    /// of several sequences (a decoding step).
+    private enum Rows {
+        case run(KVCache, start: Int, summation: HalfPrecisionSummation)
+        case step([DecoderStepEntry])
+
+        func cache(_ t: Int) -> KVCache {
+            switch self {
+            case .run(let cache, _, _): return cache
+            case .step(let entries): return entries[t].cache
+            }
+        }
+
+        func position(_ t: Int) -> Int {
+            switch self {
+            case .run(_, let start, _): return start + t
+            case .step(let entries): return entries[t].position
+            }
+        }
+    }
+
+    private func runBatch(_ tokens: ArraySlice<Int>, rows: Rows) {
         let c = configuration, a = c.architecture
         let count = tokens.count
-        lastBatchCount = count
         let h = c.hiddenSize, qs = c.querySize, kv = c.kvSize, f = c.intermediateSize, d = c.headDimension
         let embedding = weights.embedding
         let embeddingRow = embedding.type.rowBytes(columns: h)
@@ -170,7 +251,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
             addBias(layer.valueBias, to: values, width: kv, count: count)
             let cacheBase = l * contextSize * kv
             for t in 0..<count {
-                VectorOps.ropeAngles(position: position + t, rotaryDimension: c.rotaryDimension, base: c.ropeTheta(layer: l),
+                let position = rows.position(t), cache = rows.cache(t)
+                VectorOps.ropeAngles(position: position, rotaryDimension: c.rotaryDimension, base: c.ropeTheta(layer: l),
                                      cos: cosines, sin: sines, frequencyFactors: weights.ropeFrequencyFactors)
                 let q = UnsafeMutableBufferPointer(rebasing: queries[(t * qs)..<((t + 1) * qs)])
                 let k = UnsafeMutableBufferPointer(rebasing: keys[(t * kv)..<((t + 1) * kv)])
@@ -183,24 +265,35 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
                 VectorOps.applyRoPE(k, headCount: c.kvHeadCount, headDimension: c.headDimension, rotaryDimension: c.rotaryDimension,
                                     cos: UnsafeBufferPointer(cosines), sin: UnsafeBufferPointer(sines), pairing: a.ropePairing)
                 if a.scalesQueriesFirst { VectorOps.scale(UnsafeBufferPointer(q), by: c.attentionScale, into: q, count: qs) }
-                let slot = cacheBase + (position + t) * kv
+                let slot = cacheBase + position * kv
                 VectorOps.roundToHalf(UnsafeBufferPointer(rebasing: keys[(t * kv)...]),
-                                      into: UnsafeMutableBufferPointer(rebasing: keyCache[slot...]), count: kv)
+                                      into: UnsafeMutableBufferPointer(rebasing: cache.keys[slot...]), count: kv)
                 VectorOps.roundToHalf(UnsafeBufferPointer(rebasing: values[(t * kv)...]),
-                                      into: UnsafeMutableBufferPointer(rebasing: valueCache[slot...]), count: kv)
+                                      into: UnsafeMutableBufferPointer(rebasing: cache.values[slot...]), count: kv)
             }
-            var shape = AttentionShape(queryCount: count, keyCount: position + count, headCount: c.headCount,
-                                       kvHeadCount: c.kvHeadCount, headDimension: c.headDimension)
-            shape.keyBatchStride = contextSize * kv
-            shape.valueBatchStride = contextSize * kv
-            let cacheKeys = UnsafeBufferPointer(rebasing: keyCache[cacheBase..<(cacheBase + contextSize * kv)])
-            let cacheValues = UnsafeBufferPointer(rebasing: valueCache[cacheBase..<(cacheBase + contextSize * kv)])
-            let masking: AttentionMasking = c.layerWindows[l].map { .slidingWindow(queryOffset: position, window: $0) }
-                ?? .causal(queryOffset: position)
-            Attention.forwardHalfPrecision(shape: shape, scale: scoreScale, softCap: c.attentionSoftCap,
-                                           masking: masking, summation: summation,
-                                           query: UnsafeBufferPointer(queries), key: cacheKeys, value: cacheValues,
-                                           output: attention, pool: pool)
+            // A prompt's queries attend in one call; a step's, each to its own sequence's cache.
+            func attend(_ cache: KVCache, queries first: Int, count queryCount: Int, at position: Int, _ summation: HalfPrecisionSummation) {
+                var shape = AttentionShape(queryCount: queryCount, keyCount: position + queryCount, headCount: c.headCount,
+                                           kvHeadCount: c.kvHeadCount, headDimension: c.headDimension)
+                shape.keyBatchStride = contextSize * kv
+                shape.valueBatchStride = contextSize * kv
+                let cacheKeys = UnsafeBufferPointer(rebasing: cache.keys[cacheBase..<(cacheBase + contextSize * kv)])
+                let cacheValues = UnsafeBufferPointer(rebasing: cache.values[cacheBase..<(cacheBase + contextSize * kv)])
+                let masking: AttentionMasking = c.layerWindows[l].map { .slidingWindow(queryOffset: position, window: $0) }
+                    ?? .causal(queryOffset: position)
+                Attention.forwardHalfPrecision(shape: shape, scale: scoreScale, softCap: c.attentionSoftCap,
+                                               masking: masking, summation: summation,
+                                               query: UnsafeBufferPointer(rebasing: queries[(first * qs)..<((first + queryCount) * qs)]),
+                                               key: cacheKeys, value: cacheValues,
+                                               output: UnsafeMutableBufferPointer(rebasing: attention[(first * qs)..<((first + queryCount) * qs)]),
+                                               pool: pool)
+            }
+            switch rows {
+            case .run(let cache, let start, let summation):
+                attend(cache, queries: 0, count: count, at: start, summation)
+            case .step(let entries):
+                for (t, entry) in entries.enumerated() { attend(entry.cache, queries: t, count: 1, at: entry.position, .single) }
+            }
             attentionActivations.quantize(UnsafeBufferPointer(attention), rows: count)
             QuantizedOps.matmul(layer.output.type, weights: layer.output.weights, rows: h, activations: attentionActivations,
                                 output: projected, pool: pool)
@@ -277,5 +370,35 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
                               epsilon: configuration.rmsNormEpsilon,
                               into: UnsafeMutableBufferPointer(rebasing: normed[(t * h)..<((t + 1) * h)]), count: h)
         }
+    }
+}
+
+/// One sequence's token in a `DecoderSequence.step`: its cache and the token's position.
+public struct DecoderStepEntry {
+    public var cache: KVCache
+    public var token: Int
+    public var position: Int
+    public init(cache: KVCache, token: Int, position: Int) { (self.cache, self.token, self.position) = (cache, token, position) }
+}
+
+/// The keys and values of one sequence's positions, rounded to f16 as llama.cpp's default
+/// cache keeps them: [layer][context][kvSize] each.
+public final class KVCache: @unchecked Sendable {  // used by one step at a time
+    public let layerCount: Int
+    public let contextSize: Int
+    let keys, values: UnsafeMutableBufferPointer<Float>
+
+    init(layerCount: Int, contextSize: Int, kvSize: Int) {
+        self.layerCount = layerCount
+        self.contextSize = contextSize
+        keys = .allocate(capacity: layerCount * contextSize * kvSize)
+        values = .allocate(capacity: layerCount * contextSize * kvSize)
+        keys.initialize(repeating: 0)
+        values.initialize(repeating: 0)
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
     }
 }

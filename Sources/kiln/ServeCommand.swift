@@ -11,7 +11,9 @@ struct ServeCommand: ParsableCommand {
             Routes: POST /v1/chat/completions, /v1/completions (both with "stream": true for \
             server-sent events), /v1/embeddings, /v1/images/generations (kiln-vae, kiln-gan), /v1/search (with --index), \
             /tokenize, /detokenize; \
-            GET /v1/models, /health (503 while loading). Errors use OpenAI's shape. With a key, every \
+            GET /v1/models, /health (503 while loading), /metrics (with --metrics). Up to --parallel \
+            sequences decode together, one pass over the weights per step; each gets the tokens it \
+            would get alone. Errors use OpenAI's shape. With a key, every \
             route but /health needs "Authorization: Bearer KEY". SIGINT or SIGTERM stops the server \
             after in-flight requests finish.
             """
@@ -25,7 +27,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port).") var port = 8080
     @Option(help: "Context size in tokens (prompt and completion).") var context = 2048
+    @Option(help: "Sequences decoded together (continuous batching).") var parallel = 4
     @Option(help: "Requests generating or waiting before new ones are refused with 429.") var queueLimit = 64
+    @Flag(help: "Serve GET /metrics (Prometheus text).") var metrics = false
     @Option(help: "Require this API key.") var apiKey: String?
     @Option(help: "Read the API key from this file (its first line).") var apiKeyFile: String?
     @Flag(help: "Allow a non-loopback address without an API key.") var insecure = false
@@ -37,6 +41,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         var options = ServerOptions(model: model, embeddingModel: embeddingModel, index: index)
         options.imageModels = imageModels
+        (options.parallel, options.metrics) = (parallel, metrics)
         (options.host, options.port, options.contextSize, options.queueLimit, options.insecure) = (host, port, context, queueLimit, insecure)
         options.apiKey = apiKey
         if let apiKeyFile {

@@ -151,6 +151,40 @@ import Testing
         }
     }
 
+    /// A type that claims `sameBitsInAnyBatch` gives each token of a batch the bits it gets alone,
+    /// whatever the batch's size (what batched decoding of several sequences relies on); the
+    /// others are seen to differ somewhere, so the claim is not vacuous.
+    @Test(arguments: QuantizedTests.types) func batchInvarianceIsAsTheTableSays(type: QuantizationType) {
+        var rng = SeededGenerator(seed: 35)
+        let rows = 24, blocks = 4, columns = blocks * Self.span(type)
+        let weights = Self.randomBlocks(type, blocks: rows * blocks, rng: &rng)
+        var differing = 0
+        for tokens in [2, 4, 5, 9] {
+            let x = Self.activations(tokens * columns, rng: &rng)
+            let batch = QuantizedActivations(columns: columns, rows: tokens)
+            batch.quantize(x.buffer, rows: tokens)
+            var together = [Float](repeating: .nan, count: tokens * rows)
+            weights.withUnsafeBytes { w in
+                QuantizedOps.matmul(type, weights: w, rows: rows, activations: batch, output: together.mutableBuffer)
+            }
+            for t in 0..<tokens {
+                let one = QuantizedActivations(columns: columns, rows: 1)
+                let row = Array(x[(t * columns)..<((t + 1) * columns)])
+                one.quantize(row.buffer, rows: 1)
+                var alone = [Float](repeating: .nan, count: rows)
+                weights.withUnsafeBytes { w in
+                    QuantizedOps.matmul(type, weights: w, rows: rows, activations: one, output: alone.mutableBuffer)
+                }
+                differing += (0..<rows).filter { alone[$0].bitPattern != together[t * rows + $0].bitPattern }.count
+            }
+        }
+        if type.sameBitsInAnyBatch {
+            #expect(differing == 0, "\(type): \(differing) products change with the batch")
+        } else {
+            #expect(differing > 0, "\(type) is marked batch-dependent but no product changed")
+        }
+    }
+
     /// Matrices that share an input, dispatched together, give exactly what each gives alone.
     @Test(arguments: [1, 5]) func groupMatchesSeparateProducts(tokens: Int) {
         var rng = SeededGenerator(seed: 36)

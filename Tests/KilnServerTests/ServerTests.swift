@@ -41,6 +41,7 @@ import Testing
             options.port = 0
             options.apiKey = key
             options.maximumBodyBytes = 1 << 20
+            options.metrics = true
             let (ports, continuation) = AsyncStream<Int>.makeStream()
             let task = Task { try await KilnServer.run(options) { continuation.yield($0) } }
             var iterator = ports.makeAsyncIterator()
@@ -169,6 +170,44 @@ import Testing
         #expect(tokens.object["tokens"] as? [Int] == [19556, 905], "\(tokens.text)")
         let text = try await server.post("/detokenize", ["tokens": [19556, 905]])
         #expect(text.object["content"] as? String == "Hello world")
+    }
+
+    /// Requests at once, more than the server decodes together: each reply is the one the
+    /// library's lone greedy generation gives, and /metrics counted them.
+    @Test func concurrentRequestsGetTheirLoneReplies() async throws {
+        guard let server = try await Running.start() else { return }
+        defer { server.stop() }
+        let questions = ["Name three colours.", "What is a kiln?", "Count to five.", "Say hello in French.", "Name a planet.", "Why is snow white?"]
+        let expected = try questions.map { try Self.greedy(messages: [.init(role: "user", content: $0)], maxTokens: 20 + $0.count % 7).text }
+        let replies = try await withThrowingTaskGroup(of: (Int, Reply).self) { group in
+            for (i, question) in questions.enumerated() {
+                group.addTask {
+                    (i, try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": question]], "temperature": 0,
+                                                                      "max_tokens": 20 + question.count % 7, "stream": i % 2 == 0]))
+                }
+            }
+            var byIndex: [Int: Reply] = [:]
+            for try await (i, reply) in group { byIndex[i] = reply }
+            return byIndex
+        }
+        for (i, question) in questions.enumerated() {
+            let reply = replies[i]!
+            #expect(reply.status == 200, "\(reply.text)")
+            let text: String
+            if i % 2 == 0 {
+                text = reply.text.components(separatedBy: "\n\n").compactMap { event -> String? in
+                    guard event.hasPrefix("data: {"), let chunk = try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any],
+                          let choice = (chunk["choices"] as? [[String: Any]])?.first else { return nil }
+                    return (choice["delta"] as? [String: Any])?["content"] as? String
+                }.joined()
+            } else {
+                text = ((reply.object["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? ""
+            }
+            #expect(text == expected[i], "\(question): \(text) vs \(expected[i])")
+        }
+        let metrics = try await server.get("/metrics").text
+        #expect(metrics.contains("kiln_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 6"), "\(metrics)")
+        #expect(metrics.contains("kiln_time_to_first_token_seconds_count 6"), "\(metrics)")
     }
 
     @Test func badRequestsGetErrorsInOpenAIsShape() async throws {

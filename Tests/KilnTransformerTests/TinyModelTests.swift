@@ -94,6 +94,61 @@ import Testing
         #expect(zip(first.logits, expected).allSatisfy { abs($0 - $1) <= 1e-3 * scale })
     }
 
+    /// Several sequences decoded in one `step` get, bit for bit, the logits each gets decoding
+    /// alone with `forward` — for every architecture (windows, soft-caps, biases, fused tensors),
+    /// with prompts of different lengths so the positions differ, and sequences that join late.
+    @Test(arguments: TinyModel.allCases) func batchedStepsEqualLoneDecoding(model: TinyModel) throws {
+        guard let base = Self.available(model) else { return }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tiny-step-\(getpid()).\(model).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ModelQuantizer.quantize(input: base, output: path, options: .init(scheme: QuantizationScheme.named("Q8_0")!))
+        let weights = try DecoderWeights(file: try GGUFFile(path: path))
+        let prompt = Self.records[model]!.types["Q8_0"]!.prompt_ids
+        let prompts = [prompt, Array(prompt.prefix(2)), Array(prompt.reversed()) + [prompt[0]]]
+        let steps = 10, vocabulary = weights.configuration.vocabularySize
+        // Alone: the greedy tokens and every step's logits.
+        var alone: [[[Float]]] = []
+        for p in prompts {
+            let s = DecoderSequence(weights: weights, contextSize: 64)
+            try s.forward(p, startPosition: 0)
+            var rows = [Array(s.logits)], history = p
+            for _ in 0..<steps {
+                let next = rows.last!.indices.max { rows.last![$0] < rows.last![$1] }!
+                history.append(next)
+                try s.forward([next], startPosition: history.count - 1)
+                rows.append(Array(s.logits))
+            }
+            alone.append(rows)
+        }
+        // Together: the third sequence joins two steps late.
+        let shared = DecoderSequence(weights: weights, contextSize: 64)
+        #expect(shared.stepsKeepEachSequenceExact)
+        let caches = prompts.map { _ in shared.makeCache() }
+        var histories = prompts, together: [[[Float]]] = [[], [], []]
+        func prefill(_ i: Int) throws {
+            try shared.forward(prompts[i], startPosition: 0, into: caches[i])
+            together[i].append(Array(shared.logits))
+        }
+        try prefill(0)
+        try prefill(1)
+        for round in 0..<(steps + 2) {
+            if round == 2 { try prefill(2) }
+            let members = (0..<3).filter { together[$0].count > 0 && together[$0].count <= steps }
+            let entries = members.map { i -> DecoderStepEntry in
+                let last = together[i].last!
+                let next = last.indices.max { last[$0] < last[$1] }!
+                histories[i].append(next)
+                return DecoderStepEntry(cache: caches[i], token: next, position: histories[i].count - 1)
+            }
+            guard !entries.isEmpty else { break }
+            let logits = try shared.step(entries)
+            for (row, i) in members.enumerated() { together[i].append(Array(logits[(row * vocabulary)..<((row + 1) * vocabulary)])) }
+        }
+        for i in 0..<3 {
+            #expect(together[i] == alone[i], "\(model): sequence \(i) differs when batched")
+        }
+    }
+
     /// The registry reads each tiny file's windows, RoPE bases and soft-caps as llama.cpp does
     /// (which the logits above confirm: the 6-token prompt already crosses the 4-key windows).
     @Test func windowsAndCapsFollowTheRegistry() throws {

@@ -1,0 +1,212 @@
+import Foundation
+import KilnKernels
+import KilnServices
+import KilnTransformer
+
+/// A client's wish to stop: set when its connection goes away, read by the scheduler.
+final class Cancellation: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var cancelled = false
+    func cancel() { lock.withLock { cancelled = true } }
+    var isCancelled: Bool { lock.withLock { cancelled } }
+}
+
+/// Continuous batching over one set of weights: up to `parallel` sequences, each with its own
+/// KV cache, decode together — one pass over every weight matrix per step for all of them — and
+/// waiting requests join between steps, their prompts prefilled a batch (512 tokens) at a time
+/// so a long prompt does not stall the others for long. A sequence ends at its end of
+/// generation, stop string, token limit or cancellation, and its cache goes to the next request.
+///
+/// A sequence's tokens are those it gets alone (and those `kiln generate` gets): its prompt is
+/// evaluated in the same batches, each step computes its row as a lone decoding step does, and
+/// when the weights have a type whose products depend on the batch (`sameBitsInAnyBatch`), the
+/// step runs the sequences one after another instead of together.
+final class BatchScheduler: @unchecked Sendable {  // the mutable state is guarded by `condition`
+    let model: TextModel
+    let contextSize: Int
+    let parallel: Int
+    let maximumWaiting: Int
+    let metrics: ServerMetrics?
+
+    struct Job: Sendable {
+        var prompt: [Int]
+        var maxTokens: Int
+        var sampling: SamplingParameters
+        var seed: UInt64
+        var stop: [String]
+    }
+
+    enum Event: Sendable {
+        case text(String)
+        case finished(TokenGenerator.Result)
+    }
+
+    private struct Waiting {
+        let job: Job
+        let cancellation: Cancellation
+        let continuation: AsyncThrowingStream<Event, any Error>.Continuation
+        let arrival: UInt64
+    }
+
+    /// A sequence being served: its cache, how much of its prompt is in it, and its generation.
+    private final class Active {
+        let request: Waiting
+        let cache: KVCache
+        var prefilled = 0
+        var state: GenerationState
+        var next: Int?  // the token to evaluate in the next step
+        var prefillSeconds = 0.0
+        var lastToken: UInt64 = 0
+        let start = monotonicNanoseconds()
+        init(_ request: Waiting, cache: KVCache, state: GenerationState) { (self.request, self.cache, self.state) = (request, cache, state) }
+    }
+
+    private let condition = NSCondition()
+    private var queue: [Waiting] = []
+    private var activeCount = 0
+    private var freeCaches: [KVCache] = []
+    private let sequence: DecoderSequence
+    private let together: Bool
+
+    init(model: TextModel, contextSize: Int, parallel: Int, maximumWaiting: Int, metrics: ServerMetrics?, pool: ThreadPool = .shared) {
+        self.model = model
+        self.contextSize = contextSize
+        self.parallel = parallel
+        self.maximumWaiting = maximumWaiting
+        self.metrics = metrics
+        sequence = model.sequence(contextSize: contextSize, pool: pool)
+        together = sequence.stepsKeepEachSequenceExact
+        let thread = Thread { [self] in loop() }
+        thread.name = "kiln.generation"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Requests generating or waiting.
+    var load: (active: Int, waiting: Int) { condition.withLock { (activeCount, queue.count) } }
+
+    /// Text as it is produced, then the result. Ending the stream early (a client that left)
+    /// cancels the generation before its next token.
+    func run(_ job: Job, cancellation: Cancellation) throws -> AsyncThrowingStream<Event, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
+        try condition.withLock {
+            guard activeCount + queue.count < maximumWaiting else {
+                throw APIError(.tooManyRequests, "the server is busy: \(activeCount + queue.count) requests are generating or waiting; retry later",
+                               type: "server_busy")
+            }
+            queue.append(Waiting(job: job, cancellation: cancellation, continuation: continuation, arrival: monotonicNanoseconds()))
+            condition.signal()
+        }
+        continuation.onTermination = { _ in cancellation.cancel() }
+        return stream
+    }
+
+    private func loop() {
+        var active: [Active] = []
+        while true {
+            // Admit waiting requests into free slots (sleeping when there is nothing to do).
+            condition.lock()
+            while queue.isEmpty && active.isEmpty { condition.wait() }
+            while active.count < parallel && !queue.isEmpty {
+                let request = queue.removeFirst()
+                let cache = freeCaches.popLast() ?? sequence.makeCache()
+                let job = request.job
+                let state = GenerationState(prompt: job.prompt, maxTokens: job.maxTokens, sampling: job.sampling, seed: job.seed,
+                                            stopStrings: job.stop, tokenizer: model.tokenizer, contextSize: contextSize)
+                active.append(Active(request, cache: cache, state: state))
+            }
+            activeCount = active.count
+            let waitingCount = queue.count
+            condition.unlock()
+            metrics?.setLoad(active: active.count, waiting: waitingCount)
+
+            for s in active where s.state.stopReason == nil && s.request.cancellation.isCancelled {
+                s.state.cancel()
+                s.request.continuation.finish()
+            }
+            // One batch of each unfinished prompt, then one step for every decoding sequence.
+            for sequenceState in active where sequenceState.state.stopReason == nil && sequenceState.prefilled < sequenceState.state.prompt.count {
+                prefill(sequenceState)
+            }
+            let decoding = active.filter { $0.next != nil && $0.state.stopReason == nil }
+            if !decoding.isEmpty { step(decoding) }
+
+            // Free the finished.
+            let (finished, running) = (active.filter { $0.state.stopReason != nil }, active.filter { $0.state.stopReason == nil })
+            active = running
+            if !finished.isEmpty {
+                let waitingCount = condition.withLock {
+                    freeCaches += finished.map(\.cache)
+                    activeCount = active.count
+                    return queue.count
+                }
+                metrics?.setLoad(active: active.count, waiting: waitingCount)
+            }
+        }
+    }
+
+    private func prefill(_ s: Active) {
+        let prompt = s.state.prompt
+        let end = min(prompt.count, s.prefilled + sequence.batchSize)
+        let begin = monotonicNanoseconds()
+        do {
+            try sequence.forward(Array(prompt[s.prefilled..<end]), startPosition: s.prefilled, into: s.cache, runLength: prompt.count)
+        } catch {
+            fail(s, error)
+            return
+        }
+        s.prefilled = end
+        s.prefillSeconds += Double(monotonicNanoseconds() - begin) * 1e-9
+        if end == prompt.count { advance(s, logits: sequence.logits) }
+    }
+
+    private func step(_ decoding: [Active]) {
+        let groups = together ? [decoding] : decoding.map { [$0] }
+        for group in groups {
+            let entries = group.map { DecoderStepEntry(cache: $0.cache, token: $0.next!, position: $0.state.history.count - 1) }
+            let logits: UnsafeMutableBufferPointer<Float>
+            do {
+                logits = try sequence.step(entries)
+            } catch {
+                for s in group { fail(s, error) }
+                continue
+            }
+            let width = sequence.vocabularySize
+            for (i, s) in group.enumerated() {
+                advance(s, logits: UnsafeMutableBufferPointer(rebasing: logits[(i * width)..<((i + 1) * width)]))
+            }
+        }
+    }
+
+    /// Samples `s`'s next token from its logits and streams the text it completes.
+    private func advance(_ s: Active, logits: UnsafeMutableBufferPointer<Float>) {
+        if s.request.cancellation.isCancelled { s.state.cancel() }
+        let continuation = s.request.continuation
+        do {
+            s.next = try s.state.advance(logits: logits) { continuation.yield(.text($0)) }
+        } catch {
+            fail(s, error)
+            return
+        }
+        let now = monotonicNanoseconds()
+        if s.state.generated.count == 1 || (s.state.generated.isEmpty && s.state.stopReason != nil) {
+            metrics?.observeFirstToken(seconds: Double(now - s.request.arrival) * 1e-9)
+        } else if s.lastToken != 0 {
+            metrics?.observeTokenGap(seconds: Double(now - s.lastToken) * 1e-9)
+        }
+        s.lastToken = now
+        guard let reason = s.state.stopReason else { return }
+        let text = s.state.finish { continuation.yield(.text($0)) }
+        let decodeSeconds = Double(now - s.start) * 1e-9 - s.prefillSeconds
+        metrics?.countTokens(prompt: s.state.prompt.count, generated: s.state.generated.count)
+        continuation.yield(.finished(TokenGenerator.Result(
+            promptTokens: s.state.prompt, tokens: s.state.generated, text: text, stopReason: reason, cachedTokens: s.state.cachedTokens,
+            prefillSeconds: s.prefillSeconds, decodeSeconds: decodeSeconds)))
+        continuation.finish()
+    }
+
+    private func fail(_ s: Active, _ error: any Error) {
+        s.state.cancel()
+        s.request.continuation.finish(throwing: error)
+    }
+}
