@@ -697,8 +697,10 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
     case KILN_QTYPE_Q8_0:
     case KILN_QTYPE_Q5_0:
     case KILN_QTYPE_Q5_1:
-        if (tokenCount == 1) {
-            lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, 0, out, outStride);
+        // Fewer than four tokens (a decoding step of a few sequences): each token's own pass is
+        // faster than the narrow tiles, and gives the same bits.
+        if (tokenCount < 4) {
+            for (int64_t t = 0; t < tokenCount; t++) lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, t, out, outStride);
             break;
         }
         const int32_t *offsets = NULL;

@@ -196,6 +196,11 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
 /// Products of quantized weights with quantized activations, computed on the blocks directly.
 public enum QuantizedOps {
+    /// Up to this many tokens (a decoding step of a few sequences) a product is bound by reading
+    /// the weights, so each thread streams one contiguous range of rows; more are compute-bound
+    /// and split finer.
+    static let decodeLikeTokens = 8
+
     /// Several matrices that read the same activations (a layer's Q, K and V projections; the
     /// feed-forward gate and up) in one parallel dispatch: their rows are split across the threads
     /// as if stacked, so there is one synchronization instead of one per matrix.
@@ -208,7 +213,7 @@ public enum QuantizedOps {
         }
         guard totalRows > 0 && tokens > 0 else { return }
         let a = activations.raw, blocks = Int64(activations.blockCount), columns = activations.columns
-        let grain = tokens == 1
+        let grain = tokens <= Self.decodeLikeTokens
             ? (totalRows + pool.threadCount - 1) / pool.threadCount
             : max(1, 16_384 / max(1, columns * tokens))
         pool.parallelFor(totalRows, grain: grain) { range in
@@ -257,7 +262,7 @@ public enum QuantizedOps {
         let blocks = Int64(activations.blockCount)
         // Decode streams each weight row once: one contiguous range per thread keeps each thread's
         // stream sequential for the prefetcher. Prefill is compute-bound: smaller tasks balance better.
-        let grain = tokens == 1
+        let grain = tokens <= Self.decodeLikeTokens
             ? (rows + pool.threadCount - 1) / pool.threadCount
             : max(1, 16_384 / max(1, activations.columns * tokens))
         pool.parallelFor(rows, grain: grain) { range in

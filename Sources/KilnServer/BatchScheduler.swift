@@ -20,7 +20,9 @@ final class Cancellation: @unchecked Sendable {  // guarded by `lock`
 /// A sequence's tokens are those it gets alone (and those `kiln generate` gets): its prompt is
 /// evaluated in the same batches, each step computes its row as a lone decoding step does, and
 /// when the weights have a type whose products depend on the batch (`sameBitsInAnyBatch`), the
-/// step runs the sequences one after another instead of together.
+/// step runs the sequences one after another instead of together. Prompts are evaluated whole,
+/// never from a prefix another request left in a cache: a prompt split at another point rounds
+/// differently, which could change a greedy completion.
 final class BatchScheduler: @unchecked Sendable {  // the mutable state is guarded by `condition`
     let model: TextModel
     let contextSize: Int
@@ -113,7 +115,13 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
                 let job = request.job
                 let state = GenerationState(prompt: job.prompt, maxTokens: job.maxTokens, sampling: job.sampling, seed: job.seed,
                                             stopStrings: job.stop, tokenizer: model.tokenizer, contextSize: contextSize)
-                active.append(Active(request, cache: cache, state: state))
+                let admitted = Active(request, cache: cache, state: state)
+                if state.stopReason != nil {  // max_tokens 0: nothing to evaluate
+                    complete(admitted)
+                    freeCaches.append(cache)
+                } else {
+                    active.append(admitted)
+                }
             }
             activeCount = active.count
             let waitingCount = queue.count
@@ -195,13 +203,18 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
             metrics?.observeTokenGap(seconds: Double(now - s.lastToken) * 1e-9)
         }
         s.lastToken = now
-        guard let reason = s.state.stopReason else { return }
+        if s.state.stopReason != nil { complete(s) }
+    }
+
+    /// Hands the finished generation's remaining text and result to its client.
+    private func complete(_ s: Active) {
+        let continuation = s.request.continuation
         let text = s.state.finish { continuation.yield(.text($0)) }
-        let decodeSeconds = Double(now - s.start) * 1e-9 - s.prefillSeconds
+        let decodeSeconds = Double(monotonicNanoseconds() - s.start) * 1e-9 - s.prefillSeconds
         metrics?.countTokens(prompt: s.state.prompt.count, generated: s.state.generated.count)
         continuation.yield(.finished(TokenGenerator.Result(
-            promptTokens: s.state.prompt, tokens: s.state.generated, text: text, stopReason: reason, cachedTokens: s.state.cachedTokens,
-            prefillSeconds: s.prefillSeconds, decodeSeconds: decodeSeconds)))
+            promptTokens: s.state.prompt, tokens: s.state.generated, text: text, stopReason: s.state.stopReason ?? .length,
+            cachedTokens: s.state.cachedTokens, prefillSeconds: s.prefillSeconds, decodeSeconds: max(0, decodeSeconds))))
         continuation.finish()
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnKernels
 import KilnServer
 import KilnServices
 
@@ -30,15 +31,18 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Sequences decoded together (continuous batching).") var parallel = 4
     @Option(help: "Requests generating or waiting before new ones are refused with 429.") var queueLimit = 64
     @Flag(help: "Serve GET /metrics (Prometheus text).") var metrics = false
+    @Option(help: "Threads (default: all cores).") var threads: Int?
     @Option(help: "Require this API key.") var apiKey: String?
     @Option(help: "Read the API key from this file (its first line).") var apiKeyFile: String?
     @Flag(help: "Allow a non-loopback address without an API key.") var insecure = false
 
     func validate() throws {
         if apiKey != nil && apiKeyFile != nil { throw ValidationError("give --api-key or --api-key-file, not both") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1…1024") }
     }
 
     func run() throws {
+        if let threads { setenv("KILN_THREADS", String(threads), 1) }
         var options = ServerOptions(model: model, embeddingModel: embeddingModel, index: index)
         options.imageModels = imageModels
         (options.parallel, options.metrics) = (parallel, metrics)
@@ -57,7 +61,8 @@ struct ServeCommand: ParsableCommand {
         Task.detached {
             do {
                 try await KilnServer.run(options) { port in
-                    FileHandle.standardError.write(Data("kiln serve: listening on http://\(host):\(port)\n".utf8))
+                    let threads = ThreadPool.shared.threadCount
+                    FileHandle.standardError.write(Data("kiln serve: listening on http://\(host):\(port) (\(threads) threads, OpenBLAS core \(BLAS.coreName))\n".utf8))
                 }
             } catch {
                 outcome.fail(error)

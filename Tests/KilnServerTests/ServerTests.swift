@@ -134,6 +134,11 @@ import Testing
         #expect(streamed == expected.text && finish != nil)
         #expect(streamedUsage?["completion_tokens"] as? Int == expected.tokens.count)
 
+        // No tokens asked for: an empty reply at once.
+        let none = try await server.post("/v1/completions", ["prompt": "The capital of France is", "max_tokens": 0])
+        #expect(((none.object["choices"] as? [[String: Any]])?.first?["text"] as? String) == "", "\(none.text)")
+        #expect((none.object["usage"] as? [String: Any])?["completion_tokens"] as? Int == 0)
+
         // Text completion of a plain prompt.
         let plain = try Self.greedy(prompt: "The capital of France is", maxTokens: 12)
         let completion = try await server.post("/v1/completions", ["prompt": "The capital of France is", "temperature": 0, "max_tokens": 12])
