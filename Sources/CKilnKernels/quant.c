@@ -436,7 +436,7 @@ KILN_ALWAYS_INLINE __m512 row_scales16(const RowTile *tile, size_t offset) {
 // Σ m·s chains run one per float lane) are gathered once per block for all sixteen rows. Signed
 // weights (Q5_0's q − 16, Q8_0's q) widen to unsigned bytes, corrected through the activations'
 // quad sums as in the K-quant kernels, which saves the sign-transfer instructions per block.
-enum { LANES32_TILE = 16 };
+enum { LANES32_TILE = 16, KILN_DECODE_STEP_TOKENS = 8 };
 
 KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
                                             int64_t blockCount, KilnQ8Activations a, int64_t t, const int32_t *offsets,
@@ -497,6 +497,90 @@ KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base,
     }
 }
 
+// T (2…4) tokens of a decoding step through the same sixteen rows: each block's weights are
+// loaded and widened once for all of them, and every token's products then run exactly as
+// lanes32_decode_tile runs them for that token alone (same instructions, same order), so each
+// token keeps its lone bits. `offsets` holds the T tokens' quad-sum corrections, token after token.
+KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
+                                            int64_t blockCount, KilnQ8Activations a, int64_t t0, const int32_t *offsets,
+                                            float *out, int64_t outStride) {
+    const size_t bytes = type == KILN_QTYPE_Q4_1 ? 20 : type == KILN_QTYPE_Q5_0 ? 22 : type == KILN_QTYPE_Q5_1 ? 24 : 34;
+    const int hasMin = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
+    const RowTile tile = row_tile(base, rowBytes, r0, R);
+    __m512 acc[4][LANES32_TILE / 2];
+    __m512 summs[4];
+    for (int k = 0; k < T; k++) {
+        for (int i = 0; i < LANES32_TILE / 2; i++) acc[k][i] = _mm512_setzero_ps();
+        summs[k] = _mm512_setzero_ps();
+    }
+    __m512i nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base, 1);  // d, then m or bits
+    for (int64_t b = 0; b < blockCount; b++) {
+        __m512i av[4], start[4];
+        __m512 scales[4];
+        const __m512i words = nextWords;
+        if (b + 1 < blockCount) nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + (b + 1) * bytes, 1);
+        const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+        for (int k = 0; k < T; k++) {
+            const int64_t block = (t0 + k) * blockCount + b;
+            av[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
+            start[k] = type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0
+                ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + (k * blockCount + b) * 8)))
+                : _mm512_setzero_si512();
+            scales[k] = _mm512_mul_ps(d, _mm512_set1_ps(a.scales[block]));
+            if (hasMin) {
+                const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
+                summs[k] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs[k]);
+            }
+        }
+        for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
+            const uint8_t *p0 = tile.row[2 * pr] + b * bytes, *p1 = tile.row[2 * pr + 1] + b * bytes;
+            _mm_prefetch((const char *)(p0 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
+            _mm_prefetch((const char *)(p1 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
+            __m512i w;
+            if (type == KILN_QTYPE_Q8_0) {
+                w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
+                w = _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));  // q + 128
+            } else if (type == KILN_QTYPE_Q4_1) {
+                w = unpack_nibble_pair(p0 + 4, p1 + 4);
+            } else {
+                const int high = type == KILN_QTYPE_Q5_1 ? 4 : 2;
+                uint32_t h0, h1;
+                memcpy(&h0, p0 + high, 4);
+                memcpy(&h1, p1 + high, 4);
+                const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
+                w = _mm512_mask_add_epi8(nibbles, _cvtu64_mask64(((uint64_t)h1 << 32) | h0), nibbles, _mm512_set1_epi8(16));
+            }
+            const __m512i pairIndex = _mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1);
+            for (int k = 0; k < T; k++) {
+                const __m512i dot = _mm512_dpbusd_epi32(start[k], w, av[k]);
+                acc[k][pr] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairIndex, scales[k]), _mm512_cvtepi32_ps(dot), acc[k][pr]);
+            }
+        }
+    }
+    for (int k = 0; k < T; k++) {
+        float m[LANES32_TILE];
+        _mm512_storeu_ps(m, summs[k]);
+        for (int i = 0; i < R; i++) {
+            const __m512 x = acc[k][i / 2];
+            const float lanes = hsum8(i % 2 ? _mm512_extractf32x8_ps(x, 1) : _mm512_castps512_ps256(x));
+            out[(t0 + k) * outStride + r0 + i] = hasMin ? lanes + m[i] : lanes + 0.0f;
+        }
+    }
+}
+
+#define KILN_TOKENS_TILE(TYPE)                                                                      \
+    switch (T) {                                                                                     \
+    case 2: lanes32_tokens_tile(TYPE, 2, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
+    case 3: lanes32_tokens_tile(TYPE, 3, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
+    default: lanes32_tokens_tile(TYPE, 4, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
+    }
+
+// A decoding step of 2…8 tokens through Q4_1, Q5_0, Q5_1 or Q8_0: up to four tokens per pass over
+// the rows, each keeping the bits lanes32_decode gives it alone.
+static void lanes32_decode_tokens(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
+                                  int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride);
+
 static void lanes32_decode(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t blockCount,
                            KilnQ8Activations a, int64_t t, float *out, int64_t outStride) {
     const int32_t *offsets = NULL;
@@ -514,6 +598,34 @@ static void lanes32_decode(int type, const uint8_t *base, size_t rowBytes, int64
         case KILN_QTYPE_Q5_0: lanes32_decode_tile(KILN_QTYPE_Q5_0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
         case KILN_QTYPE_Q5_1: lanes32_decode_tile(KILN_QTYPE_Q5_1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
         default: lanes32_decode_tile(KILN_QTYPE_Q8_0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
+        }
+    }
+}
+
+static void lanes32_decode_tokens(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
+                                  int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride) {
+    for (int64_t t0 = 0; t0 < tokenCount; t0 += 4) {
+        const int T = tokenCount - t0 < 4 ? (int)(tokenCount - t0) : 4;
+        if (T == 1) {
+            lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, t0, out, outStride);
+            continue;
+        }
+        const int32_t *offsets = NULL;
+        if (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0) {
+            offsets = kiln_offset_sums(a.values + t0 * blockCount * KILN_QK, T * blockCount * KILN_QK, type == KILN_QTYPE_Q8_0 ? 128 : 16);
+            if (!offsets) {  // no scratch: each token alone
+                for (int k = 0; k < T; k++) lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, t0 + k, out, outStride);
+                continue;
+            }
+        }
+        for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += LANES32_TILE) {
+            const int R = rowEnd - r0 < LANES32_TILE ? (int)(rowEnd - r0) : LANES32_TILE;
+            switch (type) {
+            case KILN_QTYPE_Q4_1: KILN_TOKENS_TILE(KILN_QTYPE_Q4_1) break;
+            case KILN_QTYPE_Q5_0: KILN_TOKENS_TILE(KILN_QTYPE_Q5_0) break;
+            case KILN_QTYPE_Q5_1: KILN_TOKENS_TILE(KILN_QTYPE_Q5_1) break;
+            default: KILN_TOKENS_TILE(KILN_QTYPE_Q8_0) break;
+            }
         }
     }
 }
@@ -697,10 +809,10 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
     case KILN_QTYPE_Q8_0:
     case KILN_QTYPE_Q5_0:
     case KILN_QTYPE_Q5_1:
-        // Fewer than four tokens (a decoding step of a few sequences): each token's own pass is
-        // faster than the narrow tiles, and gives the same bits.
-        if (tokenCount < 4) {
-            for (int64_t t = 0; t < tokenCount; t++) lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, t, out, outStride);
+        // A decoding step of a few sequences: the weights are read once for up to four tokens at a
+        // time, each token's products as it gets them alone.
+        if (tokenCount <= KILN_DECODE_STEP_TOKENS) {
+            lanes32_decode_tokens(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, tokenCount, out, outStride);
             break;
         }
         const int32_t *offsets = NULL;
