@@ -45,6 +45,15 @@ for chunk in client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", 
 check("streamed chat equals the whole reply", "".join(pieces) == expected, ("".join(pieces), expected))
 check("stream ends with a finish reason and usage", finish in ("stop", "length") and usage is not None and usage.completion_tokens == chat.usage.completion_tokens)
 
+# Log-probabilities: one entry per generated token, greedy's token the most likely.
+scored = client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", messages=[{"role": "user", "content": prompt}],
+                                        max_tokens=8, temperature=0, logprobs=True, top_logprobs=2)
+entries = scored.choices[0].logprobs.content
+check("logprobs per token", len(entries) == scored.usage.completion_tokens and all(
+    e.logprob <= 0 and len(e.top_logprobs) == 2 and e.top_logprobs[0].token == e.token for e in entries))
+check("logprobs' tokens spell the reply", "".join(e.token for e in entries) == scored.choices[0].message.content,
+      ("".join(e.token for e in entries), scored.choices[0].message.content))
+
 # Text completion.
 expected = kiln_json("generate", "--prompt", "The capital of France is", "--max-tokens", "12", "--temperature", "0")["text"]
 completion = client.completions.create(model="SmolLM2-135M-Instruct.Q4_1", prompt="The capital of France is", max_tokens=12, temperature=0)

@@ -26,6 +26,17 @@ enum StringList: Decodable, Sendable {
     }
 }
 
+/// `logprobs`: a flag (chat) or a number of alternatives (text completions).
+enum LogprobsField: Decodable, Sendable {
+    case flag(Bool)
+    case count(Int)
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let flag = try? container.decode(Bool.self) { self = .flag(flag) } else { self = .count(try container.decode(Int.self)) }
+    }
+}
+
 /// A message's content: a string, or a list of parts of which the text ones are joined.
 struct MessageContent: Decodable, Sendable {
     let text: String
@@ -70,9 +81,12 @@ struct SamplingFields: Decodable, Sendable {
     let presence_penalty: Float?
     let frequency_penalty: Float?
     let repeat_penalty: Float?
+    /// llama-server's: generate through end-of-generation tokens.
+    let ignore_eos: Bool?
     let stream: Bool?
     let stream_options: StreamOptions?
-    let logprobs: Bool?
+    /// Chat's `true`/`false`, or the text completions' count of alternatives.
+    let logprobs: LogprobsField?
     let top_logprobs: Int?
 }
 

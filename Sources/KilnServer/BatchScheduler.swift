@@ -36,11 +36,14 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
         var sampling: SamplingParameters
         var seed: UInt64
         var stop: [String]
+        var ignoreEndOfGeneration = false
+        /// Alternatives per token to report with log-probabilities; nil for none.
+        var logprobAlternatives: Int?
     }
 
     enum Event: Sendable {
         case text(String)
-        case finished(TokenGenerator.Result)
+        case finished(TokenGenerator.Result, logprobs: [TokenLogprob])
     }
 
     private struct Waiting {
@@ -114,8 +117,10 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
                 let cache = freeCaches.popLast() ?? sequence.makeCache()
                 let job = request.job
                 let state = GenerationState(prompt: job.prompt, maxTokens: job.maxTokens, sampling: job.sampling, seed: job.seed,
-                                            stopStrings: job.stop, tokenizer: model.tokenizer, contextSize: contextSize)
+                                            stopStrings: job.stop, ignoreEndOfGeneration: job.ignoreEndOfGeneration,
+                                            tokenizer: model.tokenizer, contextSize: contextSize)
                 let admitted = Active(request, cache: cache, state: state)
+                admitted.state.logprobAlternatives = job.logprobAlternatives
                 if state.stopReason != nil {  // max_tokens 0: nothing to evaluate
                     complete(admitted)
                     freeCaches.append(cache)
@@ -214,7 +219,8 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
         metrics?.countTokens(prompt: s.state.prompt.count, generated: s.state.generated.count)
         continuation.yield(.finished(TokenGenerator.Result(
             promptTokens: s.state.prompt, tokens: s.state.generated, text: text, stopReason: s.state.stopReason ?? .length,
-            cachedTokens: s.state.cachedTokens, prefillSeconds: s.prefillSeconds, decodeSeconds: max(0, decodeSeconds))))
+            cachedTokens: s.state.cachedTokens, prefillSeconds: s.prefillSeconds, decodeSeconds: max(0, decodeSeconds)),
+            logprobs: s.state.logprobs))
         continuation.finish()
     }
 

@@ -76,8 +76,18 @@ struct Routes: Sendable {
                                param: "max_tokens", code: "context_length_exceeded")
             }
         }
-        if fields.logprobs == true || fields.top_logprobs != nil {
-            throw APIError.invalid("logprobs are not supported by this server yet", param: "logprobs")
+        var alternatives: Int?
+        switch fields.logprobs {
+        case .flag(true)?:
+            alternatives = fields.top_logprobs ?? 0
+        case .count(let n)?:
+            alternatives = n
+        case .flag(false)?, nil:
+            if fields.top_logprobs != nil { throw APIError.invalid("top_logprobs needs logprobs: true", param: "top_logprobs") }
+        }
+        if let n = alternatives {
+            guard (0...20).contains(n) else { throw APIError.invalid("top_logprobs must be in 0…20", param: "top_logprobs") }
+            if fields.stream == true { throw APIError.invalid("logprobs are not supported with stream yet", param: "logprobs") }
         }
         var sampling = SamplingParameters()
         if let t = fields.temperature {
@@ -111,7 +121,8 @@ struct Routes: Sendable {
             throw APIError.invalid("stop takes up to 16 non-empty strings of at most 1024 bytes", param: "stop")
         }
         let job = BatchScheduler.Job(prompt: prompt, maxTokens: requested ?? room, sampling: sampling,
-                                       seed: fields.seed ?? UInt64.random(in: 0...UInt64.max), stop: stop)
+                                     seed: fields.seed ?? UInt64.random(in: 0...UInt64.max), stop: stop,
+                                     ignoreEndOfGeneration: fields.ignore_eos ?? false, logprobAlternatives: alternatives)
         return Plan(job: job, stream: fields.stream ?? false, includeUsage: fields.stream_options?.include_usage ?? false)
     }
 
@@ -163,21 +174,25 @@ struct Routes: Sendable {
         }
         guard plan.stream else {
             var text = ""
-            var final: TokenGenerator.Result?
+            var final: TokenGenerator.Result?, logprobs: [TokenLogprob] = []
             do {
                 for try await event in events {
                     switch event {
                     case .text(let piece): text += piece
-                    case .finished(let result): final = result
+                    case .finished(let result, let reported): (final, logprobs) = (result, reported)
                     }
                 }
             } catch {
                 throw APIError(.internalServerError, "generation failed: \(error)")
             }
             guard let final else { throw APIError(.internalServerError, "generation ended without a result") }
+            let wanted = plan.job.logprobAlternatives != nil
+            let tokenizer = loaded.text.tokenizer
             let choice: [String: any Sendable] = isChat
-                ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finishReason(final.stopReason)]
-                : ["index": 0, "text": text, "finish_reason": finishReason(final.stopReason), "logprobs": NSNull()]
+                ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finishReason(final.stopReason),
+                   "logprobs": wanted ? chatLogprobs(logprobs, tokenizer) : NSNull()]
+                : ["index": 0, "text": text, "finish_reason": finishReason(final.stopReason),
+                   "logprobs": wanted ? completionLogprobs(logprobs, tokenizer) : NSNull()]
             let u = usage(final)
             return json([
                 "id": id, "object": object, "created": created, "model": model, "choices": [choice],
@@ -199,7 +214,7 @@ struct Routes: Sendable {
                     case .text(let piece):
                         try await send(chunk([isChat ? ["index": 0, "delta": ["content": piece], "finish_reason": NSNull()]
                                                      : ["index": 0, "text": piece, "finish_reason": NSNull(), "logprobs": NSNull()]]))
-                    case .finished(let result):
+                    case .finished(let result, _):
                         let reason = finishReason(result.stopReason)
                         try await send(chunk([isChat ? ["index": 0, "delta": [String: String](), "finish_reason": reason]
                                                      : ["index": 0, "text": "", "finish_reason": reason, "logprobs": NSNull()]]))
@@ -218,6 +233,35 @@ struct Routes: Sendable {
                 throw error
             }
         })
+    }
+
+    /// Chat's `logprobs`: per token its text, bytes and log-probability, with the alternatives.
+    func chatLogprobs(_ logprobs: [TokenLogprob], _ tokenizer: any Tokenizer) -> [String: any Sendable] {
+        func entry(_ token: Int, _ logprob: Float) -> [String: any Sendable] {
+            let bytes = (try? tokenizer.bytes(for: token, skipSpecial: false)) ?? []
+            return ["token": String(decoding: bytes, as: UTF8.self), "logprob": Double(logprob), "bytes": bytes.map { Int($0) }]
+        }
+        let content: [[String: any Sendable]] = logprobs.map { item in
+            var e = entry(item.token, item.logprob)
+            e["top_logprobs"] = item.top.map { entry($0.token, $0.logprob) }
+            return e
+        }
+        return ["content": content, "refusal": NSNull()]
+    }
+
+    /// Text completions' `logprobs`: parallel lists of tokens, log-probabilities, alternatives and offsets.
+    func completionLogprobs(_ logprobs: [TokenLogprob], _ tokenizer: any Tokenizer) -> [String: any Sendable] {
+        func text(_ token: Int) -> String { String(decoding: (try? tokenizer.bytes(for: token, skipSpecial: false)) ?? [], as: UTF8.self) }
+        var offsets: [Int] = [], offset = 0
+        for item in logprobs {
+            offsets.append(offset)
+            offset += text(item.token).utf16.count
+        }
+        let top: [[String: any Sendable]] = logprobs.map { item in
+            Dictionary(item.top.map { (text($0.token), Double($0.logprob) as any Sendable) }, uniquingKeysWith: { first, _ in first })
+        }
+        return ["tokens": logprobs.map { text($0.token) }, "token_logprobs": logprobs.map { Double($0.logprob) },
+                "top_logprobs": top, "text_offset": offsets]
     }
 
     // MARK: Embeddings and search

@@ -105,3 +105,38 @@ public struct SamplingRandom: Sendable {
         return Double(z >> 11) / Double(1 << 53)
     }
 }
+
+/// A generated token's log-probability under the model (log-softmax of its raw logits, before
+/// penalties and temperature), with the most likely alternatives at that step.
+public struct TokenLogprob: Sendable, Equatable {
+    public var token: Int
+    public var logprob: Float
+    /// The `count` most likely tokens, most likely first (ties by id).
+    public var top: [(token: Int, logprob: Float)]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.token == b.token && a.logprob == b.logprob && a.top.map(\.token) == b.top.map(\.token) && a.top.map(\.logprob) == b.top.map(\.logprob)
+    }
+
+    /// From raw logits: log p(token) = logit − log Σ exp(logits), summed in Double.
+    public init(logits: UnsafeBufferPointer<Float>, token: Int, top count: Int) {
+        let maximum = logits.max() ?? 0
+        var sum = 0.0
+        for value in logits { sum += exp(Double(value - maximum)) }
+        let logNormalizer = Double(maximum) + log(sum)
+        func logprob(_ id: Int) -> Float { Float(Double(logits[id]) - logNormalizer) }
+        self.token = token
+        self.logprob = logprob(token)
+        var best: [Int] = []  // kept sorted, at most `count` ids
+        if count > 0 {
+            for id in logits.indices {
+                guard best.count < count || logits[id] > logits[best[best.count - 1]] else { continue }
+                var at = best.count
+                while at > 0 && logits[best[at - 1]] < logits[id] { at -= 1 }
+                best.insert(id, at: at)
+                if best.count > count { best.removeLast() }
+            }
+        }
+        top = best.map { ($0, logprob($0)) }
+    }
+}

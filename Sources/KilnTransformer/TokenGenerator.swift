@@ -82,6 +82,10 @@ public struct GenerationState {
     public private(set) var generated: [Int] = []
     /// Set when the generation has ended.
     public private(set) var stopReason: StopReason?
+    /// Each generated token's log-probability and `logprobAlternatives` alternatives, when asked
+    /// for (`logprobAlternatives` not nil).
+    public private(set) var logprobs: [TokenLogprob] = []
+    public var logprobAlternatives: Int?
     private let maxTokens: Int
     private let sampling: SamplingParameters
     private var random: SamplingRandom
@@ -115,11 +119,15 @@ public struct GenerationState {
     /// or nil when the generation has ended (`stopReason` says why).
     public mutating func advance(logits: UnsafeMutableBufferPointer<Float>, onText: (String) -> Void) throws -> Int? {
         guard stopReason == nil else { return nil }
+        let raw = logprobAlternatives != nil ? Array(logits) : []
         Sampler.applyPenalties(logits, history: history[...], sampling)
         let token = Sampler.sample(UnsafeBufferPointer(logits), sampling, uniform: random.next())
         if !ignoreEndOfGeneration && endOfGeneration.contains(token) {
             stopReason = .eos
             return nil
+        }
+        if let count = logprobAlternatives {
+            raw.withUnsafeBufferPointer { logprobs.append(TokenLogprob(logits: $0, token: token, top: count)) }
         }
         generated.append(token)
         history.append(token)

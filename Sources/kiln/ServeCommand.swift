@@ -15,7 +15,9 @@ struct ServeCommand: ParsableCommand {
             GET /v1/models, /health (503 while loading), /metrics (with --metrics). Up to --parallel \
             sequences decode together, one pass over the weights per step; each gets the tokens it \
             would get alone. Errors use OpenAI's shape. With a key, every \
-            route but /health needs "Authorization: Bearer KEY". SIGINT or SIGTERM stops the server \
+            route but /health needs "Authorization: Bearer KEY". Sampling fields: max_tokens, temperature, \
+            top_p, top_k, min_p, seed, stop, presence/frequency/repeat penalties, ignore_eos, \
+            logprobs/top_logprobs. SIGINT or SIGTERM stops the server \
             after in-flight requests finish.
             """
     )

@@ -134,6 +134,30 @@ import Testing
         #expect(streamed == expected.text && finish != nil)
         #expect(streamedUsage?["completion_tokens"] as? Int == expected.tokens.count)
 
+        // Log-probabilities: greedy picks the most likely token, and the first one's value is the
+        // log-softmax of the model's own logits for the prompt.
+        let withLogprobs = try await server.post("/v1/chat/completions", ["messages": messages, "temperature": 0, "max_tokens": 6,
+                                                                          "logprobs": true, "top_logprobs": 3])
+        let content = (((withLogprobs.object["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])?["content"]
+            as? [[String: Any]]) ?? []
+        #expect(content.count == 6, "\(withLogprobs.text.prefix(400))")
+        for item in content {
+            let top = item["top_logprobs"] as? [[String: Any]] ?? []
+            #expect(top.count == 3 && top.first?["token"] as? String == item["token"] as? String)
+            #expect((item["logprob"] as? Double).map { $0 <= 0 } == true)
+        }
+        let model = try TextModel(path: Self.checkpoints.appendingPathComponent("\(Self.textModel).gguf"))
+        let sequence = model.sequence(contextSize: 2048)
+        let promptIds = try model.chatPrompt(messages.map { .init(role: $0["role"] as! String, content: $0["content"] as! String) },
+                                             template: try model.chatTemplate())
+        try sequence.forward(promptIds, startPosition: 0)
+        let logits = Array(sequence.logits).map(Double.init)
+        let best = logits.indices.max { logits[$0] < logits[$1] }!
+        let normalizer = logits.max()! + log(logits.reduce(0) { $0 + exp($1 - logits.max()!) })
+        let first = content.first?["logprob"] as? Double
+        #expect(first.map { abs($0 - (logits[best] - normalizer)) < 1e-5 } == true, "\(String(describing: first)) vs \(logits[best] - normalizer)")
+        #expect(content.first?["bytes"] as? [Int] == (try model.tokenizer.bytes(for: best, skipSpecial: false)).map { Int($0) })
+
         // No tokens asked for: an empty reply at once.
         let none = try await server.post("/v1/completions", ["prompt": "The capital of France is", "max_tokens": 0])
         #expect(((none.object["choices"] as? [[String: Any]])?.first?["text"] as? String) == "", "\(none.text)")
@@ -215,6 +239,36 @@ import Testing
         #expect(metrics.contains("kiln_time_to_first_token_seconds_count 6"), "\(metrics)")
     }
 
+    /// Clients that leave in the middle of long streamed replies free their sequences: the
+    /// server stops generating for them, and answers the next request as it would alone.
+    @Test func clientsThatLeaveFreeTheirSequences() async throws {
+        guard let server = try await Running.start() else { return }
+        defer { server.stop() }
+        let leaving = (0..<6).map { i in
+            Task {
+                try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "Tell story number \(i)."]],
+                                                               "max_tokens": 1500, "temperature": 0, "stream": true, "ignore_eos": true])
+            }
+        }
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        for task in leaving { task.cancel() }
+        for task in leaving { _ = await task.result }
+        var active = -1
+        for _ in 0..<200 {
+            let metrics = try await server.get("/metrics").text
+            active = metrics.split(separator: "\n").first { $0.hasPrefix("kiln_active_sequences ") }
+                .flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+            let waiting = metrics.split(separator: "\n").first { $0.hasPrefix("kiln_queue_depth ") }.flatMap { Int($0.split(separator: " ")[1]) }
+            if active == 0 && waiting == 0 { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(active == 0, "sequences still generating for clients that left")
+        let expected = try Self.greedy(messages: [.init(role: "user", content: "Name a planet.")], maxTokens: 12)
+        let reply = try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "Name a planet."]], "temperature": 0,
+                                                                   "max_tokens": 12])
+        #expect(((reply.object["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String == expected.text)
+    }
+
     @Test func badRequestsGetErrorsInOpenAIsShape() async throws {
         guard let server = try await Running.start() else { return }
         defer { server.stop() }
@@ -235,6 +289,8 @@ import Testing
         Self.expectError(try await server.post("/detokenize", ["tokens": [1 << 40]]), 400, "not a token id")
         Self.expectError(try await server.post("/v1/search", ["query": "kiln"]), 404, "no index")
         Self.expectError(try await server.get("/v1/nothing"), 404, "no such route")
+        Self.expectError(try await server.post("/v1/chat/completions", ["messages": [["role": "user", "content": "hi"]], "logprobs": true,
+                                                                        "top_logprobs": 50]), 400, "top_logprobs")
         Self.expectError(try await server.post("/v1/images/generations", ["prompt": "", "size": "1024x1024"]), 400, "size must be 28x28")
         Self.expectError(try await server.post("/v1/images/generations", ["prompt": "", "n": 0]), 400, "n must be")
         Self.expectError(try await server.post("/v1/images/generations", ["prompt": "", "model": "dall-e-3"]), 404, "kiln-gan, kiln-vae")
