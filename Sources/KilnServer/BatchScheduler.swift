@@ -20,9 +20,13 @@ final class Cancellation: @unchecked Sendable {  // guarded by `lock`
 /// A sequence's tokens are those it gets alone (and those `kiln generate` gets): its prompt is
 /// evaluated in the same batches, each step computes its row as a lone decoding step does, and
 /// when the weights have a type whose products depend on the batch (`sameBitsInAnyBatch`), the
-/// step runs the sequences one after another instead of together. Prompts are evaluated whole,
-/// never from a prefix another request left in a cache: a prompt split at another point rounds
-/// differently, which could change a greedy completion.
+/// step runs the sequences one after another instead of together.
+///
+/// A new prompt that begins with an earlier request's prompt (a chat's next turn) reuses the keys
+/// and values that request's cache holds for it and evaluates only the rest. With weights that
+/// keep their bits in any batch a prompt split anywhere gives the bits it gives whole, so this
+/// changes no token; the earlier reply's own positions are not reused (they were evaluated one
+/// token at a time, which sums attention in another order). Other weights evaluate every prompt whole.
 final class BatchScheduler: @unchecked Sendable {  // the mutable state is guarded by `condition`
     let model: TextModel
     let contextSize: Int
@@ -69,7 +73,8 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
     private let condition = NSCondition()
     private var queue: [Waiting] = []
     private var activeCount = 0
-    private var freeCaches: [KVCache] = []
+    /// Caches not in use, with the prompt whose keys and values each holds exactly (most recent last).
+    private var freeCaches: [(cache: KVCache, prompt: [Int])] = []
     private let sequence: DecoderSequence
     private let together: Bool
 
@@ -114,17 +119,19 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
             while queue.isEmpty && active.isEmpty { condition.wait() }
             while active.count < parallel && !queue.isEmpty {
                 let request = queue.removeFirst()
-                let cache = freeCaches.popLast() ?? sequence.makeCache()
                 let job = request.job
+                let (cache, reused) = takeCache(for: job.prompt)
                 let state = GenerationState(prompt: job.prompt, maxTokens: job.maxTokens, sampling: job.sampling, seed: job.seed,
                                             stopStrings: job.stop, ignoreEndOfGeneration: job.ignoreEndOfGeneration,
                                             tokenizer: model.tokenizer, contextSize: contextSize)
                 let admitted = Active(request, cache: cache, state: state)
                 admitted.state.logprobAlternatives = job.logprobAlternatives
+                admitted.prefilled = reused
                 if state.stopReason != nil {  // max_tokens 0: nothing to evaluate
                     complete(admitted)
-                    freeCaches.append(cache)
+                    freeCaches.append((cache, []))
                 } else {
+                    metrics?.countReusedTokens(reused)
                     active.append(admitted)
                 }
             }
@@ -149,13 +156,28 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
             active = running
             if !finished.isEmpty {
                 let waitingCount = condition.withLock {
-                    freeCaches += finished.map(\.cache)
+                    // A prompt of one token was evaluated as a lone step, not as a batch.
+                    freeCaches += finished.map { ($0.cache, together && $0.state.prompt.count > 1 ? Array($0.state.prompt[..<$0.prefilled]) : []) }
                     activeCount = active.count
                     return queue.count
                 }
                 metrics?.setLoad(active: active.count, waiting: waitingCount)
             }
         }
+    }
+
+    /// The free cache holding the longest start of `prompt` (and how many of its tokens can be
+    /// kept: all but the last, whose logits are needed), or the most recently freed, or a new one.
+    /// Called with `condition` locked.
+    private func takeCache(for prompt: [Int]) -> (KVCache, Int) {
+        var best = freeCaches.count - 1, bestLength = 0
+        for (i, free) in freeCaches.enumerated() {
+            var n = 0
+            while n < free.prompt.count && n < prompt.count - 1 && free.prompt[n] == prompt[n] { n += 1 }
+            if n > bestLength { (best, bestLength) = (i, n) }
+        }
+        guard best >= 0 else { return (sequence.makeCache(), 0) }
+        return (freeCaches.remove(at: best).cache, bestLength)
     }
 
     private func prefill(_ s: Active) {

@@ -239,6 +239,23 @@ import Testing
         #expect(metrics.contains("kiln_time_to_first_token_seconds_count 6"), "\(metrics)")
     }
 
+    /// A chat's next turn reuses the cache its first turn left and still gets the lone reply.
+    @Test func nextTurnsReuseTheirPromptAndKeepTheirReply() async throws {
+        guard let server = try await Running.start() else { return }
+        defer { server.stop() }
+        var conversation: [[String: String]] = [["role": "system", "content": "You are brief."], ["role": "user", "content": "Name a colour."]]
+        for question in ["And another?", "Which is warmer?"] {
+            let reply = try await server.post("/v1/chat/completions", ["messages": conversation, "temperature": 0, "max_tokens": 16])
+            let text = ((reply.object["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? ""
+            let expected = try Self.greedy(messages: conversation.map { .init(role: $0["role"]!, content: $0["content"]!) }, maxTokens: 16)
+            #expect(text == expected.text, "\(text) vs \(expected.text)")
+            conversation += [["role": "assistant", "content": text], ["role": "user", "content": question]]
+        }
+        let metrics = try await server.get("/metrics").text
+        let reused = metrics.split(separator: "\n").first { $0.hasPrefix("kiln_prompt_tokens_reused_total ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        #expect((reused ?? 0) > 20, "\(metrics)")
+    }
+
     /// Clients that leave in the middle of long streamed replies free their sequences: the
     /// server stops generating for them, and answers the next request as it would alone.
     @Test func clientsThatLeaveFreeTheirSequences() async throws {
