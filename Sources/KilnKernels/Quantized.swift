@@ -50,9 +50,12 @@ public struct QuantizationType: RawRepresentable, Hashable, Sendable, CaseIterab
     public var usesHalfActivations: Bool { info.activation == Int32(KILN_ACTIVATION_F16.rawValue) }
     public var usesBFloatActivations: Bool { info.activation == Int32(KILN_ACTIVATION_BF16.rawValue) }
 
-    /// Whether a token's products have the same bits whatever tokens are batched with it (a
-    /// batch of several sequences then decodes each exactly as it decodes alone).
-    public var sameBitsInAnyBatch: Bool { info.sameBitsInAnyBatch != 0 }
+    /// The largest batch of tokens in which each token's products have the bits it gets alone
+    /// (`Int.max` for any): a decoding step of that many sequences decodes each exactly as alone.
+    public var exactBatchTokens: Int { info.exactBatchTokens == Int32.max ? Int.max : Int(info.exactBatchTokens) }
+    /// Whether a token's products have the same bits in a batch of any size (a prompt split
+    /// anywhere then gives the bits it gives whole).
+    public var sameBitsInAnyBatch: Bool { exactBatchTokens == Int.max }
 
     /// Bytes of one row of `columns` weights (columns must be a multiple of `blockElements`).
     public func rowBytes(columns: Int) -> Int { columns / blockElements * blockBytes }

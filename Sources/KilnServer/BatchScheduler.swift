@@ -19,12 +19,12 @@ final class Cancellation: @unchecked Sendable {  // guarded by `lock`
 ///
 /// A sequence's tokens are those it gets alone (and those `kiln generate` gets): its prompt is
 /// evaluated in the same batches, each step computes its row as a lone decoding step does, and
-/// when the weights have a type whose products depend on the batch (`sameBitsInAnyBatch`), the
-/// step runs the sequences one after another instead of together.
+/// the step runs them in groups no larger than the weights' types allow (`exactStepSize`: any
+/// number for the 32-value block types, 3 with Q4_K, 1 with F16).
 ///
 /// A new prompt that begins with an earlier request's prompt (a chat's next turn) reuses the keys
 /// and values that request's cache holds for it and evaluates only the rest. With weights that
-/// keep their bits in any batch a prompt split anywhere gives the bits it gives whole, so this
+/// keep their bits in any batch (`splitPromptsKeepTheirBits`) a prompt split anywhere gives the bits it gives whole, so this
 /// changes no token; the earlier reply's own positions are not reused (they were evaluated one
 /// token at a time, which sums attention in another order). Other weights evaluate every prompt whole.
 final class BatchScheduler: @unchecked Sendable {  // the mutable state is guarded by `condition`
@@ -76,7 +76,9 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
     /// Caches not in use, with the prompt whose keys and values each holds exactly (most recent last).
     private var freeCaches: [(cache: KVCache, prompt: [Int])] = []
     private let sequence: DecoderSequence
-    private let together: Bool
+    /// Sequences per step that keep their lone bits; whether a split prompt keeps its bits.
+    private let groupSize: Int
+    private let reusesPrefixes: Bool
 
     init(model: TextModel, contextSize: Int, parallel: Int, maximumWaiting: Int, metrics: ServerMetrics?, pool: ThreadPool = .shared) {
         self.model = model
@@ -85,7 +87,8 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
         self.maximumWaiting = maximumWaiting
         self.metrics = metrics
         sequence = model.sequence(contextSize: contextSize, pool: pool)
-        together = sequence.stepsKeepEachSequenceExact
+        groupSize = min(sequence.exactStepSize, sequence.batchSize)
+        reusesPrefixes = sequence.splitPromptsKeepTheirBits
         let thread = Thread { [self] in loop() }
         thread.name = "kiln.generation"
         thread.stackSize = 8 << 20
@@ -157,7 +160,7 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
             if !finished.isEmpty {
                 let waitingCount = condition.withLock {
                     // A prompt of one token was evaluated as a lone step, not as a batch.
-                    freeCaches += finished.map { ($0.cache, together && $0.state.prompt.count > 1 ? Array($0.state.prompt[..<$0.prefilled]) : []) }
+                    freeCaches += finished.map { ($0.cache, reusesPrefixes && $0.state.prompt.count > 1 ? Array($0.state.prompt[..<$0.prefilled]) : []) }
                     activeCount = active.count
                     return queue.count
                 }
@@ -196,7 +199,7 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
     }
 
     private func step(_ decoding: [Active]) {
-        let groups = together ? [decoding] : decoding.map { [$0] }
+        let groups = stride(from: 0, to: decoding.count, by: groupSize).map { Array(decoding[$0..<min(decoding.count, $0 + groupSize)]) }
         for group in groups {
             let entries = group.map { DecoderStepEntry(cache: $0.cache, token: $0.next!, position: $0.state.history.count - 1) }
             let logits: UnsafeMutableBufferPointer<Float>

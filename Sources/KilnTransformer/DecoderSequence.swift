@@ -151,8 +151,8 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
     /// pass over the weights: every weight matrix is read once for all of them. Returns their
     /// logits, [entries.count][vocabularySize], valid until the next call. Each sequence's
     /// products and attention are computed as a lone sequence's decoding step computes them,
-    /// so with weights whose types keep their bits in any batch (`sameBitsInAnyBatch`) every
-    /// sequence gets exactly the logits it would get alone.
+    /// so in a step of at most `exactStepSize` sequences every sequence gets exactly the logits
+    /// it would get alone.
     public func step(_ entries: [DecoderStepEntry]) throws -> UnsafeMutableBufferPointer<Float> {
         let c = configuration
         guard !entries.isEmpty else { return UnsafeMutableBufferPointer(start: nil, count: 0) }
@@ -176,11 +176,15 @@ public final class DecoderSequence: LanguageModel, @unchecked Sendable {
         return out
     }
 
-    /// Whether every weight keeps its bits in any batch, so `step` decodes each sequence exactly
-    /// as it decodes alone.
-    public var stepsKeepEachSequenceExact: Bool {
-        weights.layers.flatMap(\.projections).allSatisfy { $0.type.sameBitsInAnyBatch } && weights.outputHead.type.sameBitsInAnyBatch
+    /// The most sequences a `step` may hold and still decode each exactly as it decodes alone:
+    /// the smallest `exactBatchTokens` of the weights' types.
+    public var exactStepSize: Int {
+        (weights.layers.flatMap(\.projections).map(\.type) + [weights.outputHead.type]).map(\.exactBatchTokens).min() ?? 1
     }
+
+    /// Whether a prompt split anywhere gives the bits it gives whole (every type keeps its bits
+    /// in any batch), so a cache's prefix can be reused exactly.
+    public var splitPromptsKeepTheirBits: Bool { exactStepSize == Int.max }
 
     private var stepLogits: UnsafeMutableBufferPointer<Float>?
     private var stepActivation: QuantizedActivations?

@@ -67,7 +67,7 @@ typedef struct {
     int32_t activation;     // KilnActivationFormat
     int32_t hasKernels;     // 1 when Kiln can dequantize this type and multiply by it
     int32_t hasQuantizer;   // 1 when Kiln can quantize floats into this type (kiln_quantize_rows)
-    int32_t sameBitsInAnyBatch;  // 1 when a token's products do not depend on the tokens batched with it
+    int32_t exactBatchTokens;  // the largest batch in which every token's products keep their lone bits
 } KilnQuantTypeInfo;
 
 /// The table row of ggml type `type`, or NULL for a type number Kiln does not know.
