@@ -72,6 +72,7 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
 
     private let condition = NSCondition()
     private var queue: [Waiting] = []
+    private var stopping = false  // set by `stopAll`
     private var activeCount = 0
     /// Caches not in use, with the prompt whose keys and values each holds exactly (most recent last).
     private var freeCaches: [(cache: KVCache, prompt: [Int])] = []
@@ -95,6 +96,15 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
         thread.start()
     }
 
+    /// Ends every generation at its next step with the text it has (a shutdown's deadline), and
+    /// refuses the waiting and new requests with 503.
+    func stopAll() {
+        condition.withLock {
+            stopping = true
+            condition.signal()
+        }
+    }
+
     /// Requests generating or waiting.
     var load: (active: Int, waiting: Int) { condition.withLock { (activeCount, queue.count) } }
 
@@ -103,6 +113,7 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
     func run(_ job: Job, cancellation: Cancellation) throws -> AsyncThrowingStream<Event, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Event, any Error>.makeStream()
         try condition.withLock {
+            guard !stopping else { throw APIError(.serviceUnavailable, "the server is shutting down", type: "server_stopping") }
             guard activeCount + queue.count < maximumWaiting else {
                 throw APIError(.tooManyRequests, "the server is busy: \(activeCount + queue.count) requests are generating or waiting; retry later",
                                type: "server_busy")
@@ -120,6 +131,13 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
             // Admit waiting requests into free slots (sleeping when there is nothing to do).
             condition.lock()
             while queue.isEmpty && active.isEmpty { condition.wait() }
+            let stopNow = stopping
+            if stopNow {
+                for request in queue {
+                    request.continuation.finish(throwing: APIError(.serviceUnavailable, "the server is shutting down", type: "server_stopping"))
+                }
+                queue.removeAll()
+            }
             while active.count < parallel && !queue.isEmpty {
                 let request = queue.removeFirst()
                 let job = request.job
@@ -146,6 +164,12 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
             for s in active where s.state.stopReason == nil && s.request.cancellation.isCancelled {
                 s.state.cancel()
                 s.request.continuation.finish()
+            }
+            if stopNow {
+                for s in active where s.state.stopReason == nil {
+                    s.state.cancel()
+                    complete(s)
+                }
             }
             // One batch of each unfinished prompt, then one step for every decoding sequence.
             for sequenceState in active where sequenceState.state.stopReason == nil && sequenceState.prefilled < sequenceState.state.prompt.count {

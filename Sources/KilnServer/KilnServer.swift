@@ -28,6 +28,10 @@ public enum KilnServer {
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "kiln"),
             onServerRunning: { channel in onRunning(channel.localAddress?.port ?? options.port) },
             logger: logger)
+        // SIGINT or SIGTERM: the server stops accepting and waits for the requests in flight;
+        // generations still running after `shutdownGrace` seconds end with the text they have.
+        let deadline = ShutdownDeadline(grace: options.shutdownGrace) { state.models?.generation.stopAll() }
+        defer { deadline.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.runService() }
             group.addTask { try await state.load() }
@@ -40,6 +44,29 @@ public enum KilnServer {
             }
         }
     }
+}
+
+/// Runs `action` `grace` seconds after the first SIGINT or SIGTERM.
+final class ShutdownDeadline: @unchecked Sendable {  // the sources are touched on `queue` only after init
+    private let queue = DispatchQueue(label: "kiln.shutdown")
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(grace: Double, action: @escaping @Sendable () -> Void) {
+        let queue = self.queue
+        var fired = false
+        for signal in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: queue)
+            source.setEventHandler {
+                guard !fired else { return }
+                fired = true
+                queue.asyncAfter(deadline: .now() + grace, execute: action)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() { queue.sync { sources.forEach { $0.cancel() } } }
 }
 
 /// The loaded models, shared by the handlers; nil until loading finishes.

@@ -21,6 +21,8 @@ public struct ServerOptions: Sendable {
     public var queueLimit = 64
     /// Serve GET /metrics (Prometheus text).
     public var metrics = false
+    /// Seconds a shutdown waits for generations in flight before ending them.
+    public var shutdownGrace = 10.0
     /// Largest request body accepted (413 beyond).
     public var maximumBodyBytes = 8 << 20
     public var apiKey: String?

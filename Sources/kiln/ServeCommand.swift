@@ -17,8 +17,8 @@ struct ServeCommand: ParsableCommand {
             would get alone. Errors use OpenAI's shape. With a key, every \
             route but /health needs "Authorization: Bearer KEY". Sampling fields: max_tokens, temperature, \
             top_p, top_k, min_p, seed, stop, presence/frequency/repeat penalties, ignore_eos, \
-            logprobs/top_logprobs. SIGINT or SIGTERM stops the server \
-            after in-flight requests finish.
+            logprobs/top_logprobs. SIGINT or SIGTERM stops accepting requests, lets those in flight \
+            finish for --shutdown-grace seconds, ends the rest with the text they have, and exits 0.
             """
     )
 
@@ -34,6 +34,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Requests generating or waiting before new ones are refused with 429.") var queueLimit = 64
     @Flag(help: "Serve GET /metrics (Prometheus text).") var metrics = false
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Seconds a shutdown waits for generations in flight before ending them with the text they have.")
+    var shutdownGrace = 10.0
     @Option(help: "Require this API key.") var apiKey: String?
     @Option(help: "Read the API key from this file (its first line).") var apiKeyFile: String?
     @Flag(help: "Allow a non-loopback address without an API key.") var insecure = false
@@ -41,13 +43,14 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         if apiKey != nil && apiKeyFile != nil { throw ValidationError("give --api-key or --api-key-file, not both") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1…1024") }
+        guard shutdownGrace.isFinite, (0...3600).contains(shutdownGrace) else { throw ValidationError("--shutdown-grace must be in 0…3600 seconds") }
     }
 
     func run() throws {
         if let threads { setenv("KILN_THREADS", String(threads), 1) }
         var options = ServerOptions(model: model, embeddingModel: embeddingModel, index: index)
         options.imageModels = imageModels
-        (options.parallel, options.metrics) = (parallel, metrics)
+        (options.parallel, options.metrics, options.shutdownGrace) = (parallel, metrics, shutdownGrace)
         (options.host, options.port, options.contextSize, options.queueLimit, options.insecure) = (host, port, context, queueLimit, insecure)
         options.apiKey = apiKey
         if let apiKeyFile {
@@ -57,6 +60,10 @@ struct ServeCommand: ParsableCommand {
             options.apiKey = text.split(separator: "\n", omittingEmptySubsequences: false).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         }
         do { try options.validate() } catch { throw CLIError("\(error)") }
+        // The server's lifecycle turns SIGINT and SIGTERM into a graceful shutdown through signal
+        // sources, which only see a signal whose default action (ending the process) is off.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
         let host = self.host
