@@ -516,7 +516,7 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
     __m512i nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base, 1);  // d, then m or bits
     for (int64_t b = 0; b < blockCount; b++) {
         __m512i av[4], start[4];
-        __m512 scales[4];
+        __m512 tokenScale[4];
         const __m512i words = nextWords;
         if (b + 1 < blockCount) nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + (b + 1) * bytes, 1);
         const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
@@ -526,7 +526,7 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
             start[k] = type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0
                 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + (k * blockCount + b) * 8)))
                 : _mm512_setzero_si512();
-            scales[k] = _mm512_mul_ps(d, _mm512_set1_ps(a.scales[block]));
+            tokenScale[k] = _mm512_set1_ps(a.scales[block]);
             if (hasMin) {
                 const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
                 summs[k] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs[k]);
@@ -551,10 +551,12 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
                 const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
                 w = _mm512_mask_add_epi8(nibbles, _cvtu64_mask64(((uint64_t)h1 << 32) | h0), nibbles, _mm512_set1_epi8(16));
             }
-            const __m512i pairIndex = _mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1);
+            // The rows' scales moved into the pair's lanes once, then times each token's scale:
+            // the same products lanes32_decode_tile forms before its move.
+            const __m512 pairD = _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1), d);
             for (int k = 0; k < T; k++) {
                 const __m512i dot = _mm512_dpbusd_epi32(start[k], w, av[k]);
-                acc[k][pr] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairIndex, scales[k]), _mm512_cvtepi32_ps(dot), acc[k][pr]);
+                acc[k][pr] = _mm512_fmadd_ps(_mm512_mul_ps(pairD, tokenScale[k]), _mm512_cvtepi32_ps(dot), acc[k][pr]);
             }
         }
     }
