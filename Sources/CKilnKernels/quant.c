@@ -438,6 +438,14 @@ KILN_ALWAYS_INLINE __m512 row_scales16(const RowTile *tile, size_t offset) {
 // quad sums as in the K-quant kernels, which saves the sign-transfer instructions per block.
 enum { LANES32_TILE = 16, KILN_DECODE_STEP_TOKENS = 8 };
 
+// One block of two rows of a tile as unsigned bytes (p0's 32 weights, then p1's), prefetching
+// the next tile's (KILN_TILE_PREFETCH_AHEAD, in rows of `rowBytes`).
+KILN_ALWAYS_INLINE __m512i lanes32_pair_weights(const int type, size_t rowBytes, const uint8_t *p0, const uint8_t *p1) {
+    _mm_prefetch((const char *)(p0 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
+    _mm_prefetch((const char *)(p1 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
+    return widen_pair_unsigned(type, p0, p1);
+}
+
 KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
                                             int64_t blockCount, KilnQ8Activations a, int64_t t, const int32_t *offsets,
                                             float *out, int64_t outStride) {
@@ -464,24 +472,7 @@ KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base,
             summs = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs);
         }
         for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
-            const uint8_t *p0 = tile.row[2 * pr] + b * bytes, *p1 = tile.row[2 * pr + 1] + b * bytes;
-            _mm_prefetch((const char *)(p0 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
-            _mm_prefetch((const char *)(p1 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
-            __m512i w;
-            if (type == KILN_QTYPE_Q8_0) {
-                w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
-                w = _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));  // q + 128
-            } else if (type == KILN_QTYPE_Q4_1) {
-                w = unpack_nibble_pair(p0 + 4, p1 + 4);
-            } else {
-                const int high = type == KILN_QTYPE_Q5_1 ? 4 : 2;
-                uint32_t h0, h1;
-                memcpy(&h0, p0 + high, 4);
-                memcpy(&h1, p1 + high, 4);
-                const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
-                w = _mm512_mask_add_epi8(nibbles, _cvtu64_mask64(((uint64_t)h1 << 32) | h0), nibbles, _mm512_set1_epi8(16));
-            }
+            const __m512i w = lanes32_pair_weights(type, rowBytes, tile.row[2 * pr] + b * bytes, tile.row[2 * pr + 1] + b * bytes);
             const __m512i dot = _mm512_dpbusd_epi32(start, w, av);
             const __m512 pairScale = _mm512_permutexvar_ps(
                 _mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1), scales);
@@ -533,24 +524,7 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
             }
         }
         for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
-            const uint8_t *p0 = tile.row[2 * pr] + b * bytes, *p1 = tile.row[2 * pr + 1] + b * bytes;
-            _mm_prefetch((const char *)(p0 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
-            _mm_prefetch((const char *)(p1 + KILN_TILE_PREFETCH_AHEAD), _MM_HINT_T1);
-            __m512i w;
-            if (type == KILN_QTYPE_Q8_0) {
-                w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(p1 + 2)), 1);
-                w = _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));  // q + 128
-            } else if (type == KILN_QTYPE_Q4_1) {
-                w = unpack_nibble_pair(p0 + 4, p1 + 4);
-            } else {
-                const int high = type == KILN_QTYPE_Q5_1 ? 4 : 2;
-                uint32_t h0, h1;
-                memcpy(&h0, p0 + high, 4);
-                memcpy(&h1, p1 + high, 4);
-                const __m512i nibbles = unpack_nibble_pair(p0 + high + 4, p1 + high + 4);
-                w = _mm512_mask_add_epi8(nibbles, _cvtu64_mask64(((uint64_t)h1 << 32) | h0), nibbles, _mm512_set1_epi8(16));
-            }
+            const __m512i w = lanes32_pair_weights(type, rowBytes, tile.row[2 * pr] + b * bytes, tile.row[2 * pr + 1] + b * bytes);
             // The rows' scales moved into the pair's lanes once, then times each token's scale:
             // the same products lanes32_decode_tile forms before its move.
             const __m512 pairD = _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1), d);
