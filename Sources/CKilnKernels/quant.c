@@ -133,7 +133,7 @@ void kiln_quantize_activations(const float *x, int64_t blockCount, KilnQ8Activat
 // d_w·d_a and accumulated with one FMA per block; the eight lanes are then summed pairwise
 // ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), and Q4_1's Σ m·s (its own FMA chain) is added last.
 // The VNNI kernels keep two weight rows in one 512-bit register, one row per 256-bit half: in
-// tiles of 4 rows × 4 tokens for batches (tile_vnni), of 16 rows for one token (lanes32_decode).
+// tiles of 4 rows × 4 tokens for batches (tile_vnni), of 16 rows for one token (lanes32_tokens_tile).
 // Q4_0 and IQ4_NL follow the repacked order instead (rows32_vnni).
 
 #if KILN_VNNI
@@ -446,52 +446,14 @@ KILN_ALWAYS_INLINE __m512i lanes32_pair_weights(const int type, size_t rowBytes,
     return widen_pair_unsigned(type, p0, p1);
 }
 
-KILN_ALWAYS_INLINE void lanes32_decode_tile(const int type, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
-                                            int64_t blockCount, KilnQ8Activations a, int64_t t, const int32_t *offsets,
-                                            float *out, int64_t outStride) {
-    const size_t bytes = type == KILN_QTYPE_Q4_1 ? 20 : type == KILN_QTYPE_Q5_0 ? 22 : type == KILN_QTYPE_Q5_1 ? 24 : 34;
-    const int hasMin = type == KILN_QTYPE_Q4_1 || type == KILN_QTYPE_Q5_1;
-    const RowTile tile = row_tile(base, rowBytes, r0, R);
-    __m512 acc[LANES32_TILE / 2];
-    for (int i = 0; i < LANES32_TILE / 2; i++) acc[i] = _mm512_setzero_ps();
-    __m512 summs = _mm512_setzero_ps();
-    // The next block's scale words are gathered a block ahead: the gather's latency would
-    // otherwise stall every block's first FMA.
-    __m512i nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base, 1);  // d, then m or bits
-    for (int64_t b = 0; b < blockCount; b++) {
-        const int64_t block = t * blockCount + b;
-        const __m512i av = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
-        const __m512i start = type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0
-            ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + b * 8)))
-            : _mm512_setzero_si512();
-        const __m512i words = nextWords;
-        if (b + 1 < blockCount) nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + (b + 1) * bytes, 1);
-        const __m512 scales = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(words)), _mm512_set1_ps(a.scales[block]));
-        if (hasMin) {
-            const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
-            summs = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs);
-        }
-        for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
-            const __m512i w = lanes32_pair_weights(type, rowBytes, tile.row[2 * pr] + b * bytes, tile.row[2 * pr + 1] + b * bytes);
-            const __m512i dot = _mm512_dpbusd_epi32(start, w, av);
-            const __m512 pairScale = _mm512_permutexvar_ps(
-                _mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1), scales);
-            acc[pr] = _mm512_fmadd_ps(pairScale, _mm512_cvtepi32_ps(dot), acc[pr]);
-        }
-    }
-    float m[LANES32_TILE];
-    _mm512_storeu_ps(m, summs);
-    for (int i = 0; i < R; i++) {
-        const __m512 x = acc[i / 2];
-        const float lanes = hsum8(i % 2 ? _mm512_extractf32x8_ps(x, 1) : _mm512_castps512_ps256(x));
-        out[t * outStride + r0 + i] = hasMin ? lanes + m[i] : lanes + 0.0f;
-    }
-}
-
-// T (2…4) tokens of a decoding step through the same sixteen rows: each block's weights are
-// loaded and widened once for all of them, and every token's products then run exactly as
-// lanes32_decode_tile runs them for that token alone (same instructions, same order), so each
-// token keeps its lone bits. `offsets` holds the T tokens' quad-sum corrections, token after token.
+// One token (decode) or T ≤ 4 tokens of a decoding step through Q4_1, Q5_0, Q5_1 or Q8_0, 16 rows
+// at a time: the lanes order of tile_vnni, two rows per register, but the rows' f16 scales (and
+// Q4_1 / Q5_1's mins, whose Σ m·s chains run one per float lane) are gathered once per block for
+// all sixteen rows. Signed weights (Q5_0's q − 16, Q8_0's q) widen to unsigned bytes, corrected
+// through the activations' quad sums as in the K-quant kernels, which saves the sign-transfer
+// instructions per block. Each block's weights are loaded and widened once for all T tokens,
+// whose products then run as they run for each token alone, so every token keeps its lone bits.
+// `offsets` holds the T tokens' quad-sum corrections, token after token.
 KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const uint8_t *base, size_t rowBytes, int64_t r0, int R,
                                             int64_t blockCount, KilnQ8Activations a, int64_t t0, const int32_t *offsets,
                                             float *out, int64_t outStride) {
@@ -511,6 +473,7 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
         const __m512i words = nextWords;
         if (b + 1 < blockCount) nextWords = _mm512_i32gather_epi32(tile.gatherOffsets, tile.base + (b + 1) * bytes, 1);
         const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+        __m512 scaledD = d;  // one token: its scale applied once per block, before the moves
         for (int k = 0; k < T; k++) {
             const int64_t block = (t0 + k) * blockCount + b;
             av[k] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a.values + block * KILN_QK)));
@@ -518,6 +481,7 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
                 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(offsets + (k * blockCount + b) * 8)))
                 : _mm512_setzero_si512();
             tokenScale[k] = _mm512_set1_ps(a.scales[block]);
+            if (T == 1) scaledD = _mm512_mul_ps(d, tokenScale[0]);
             if (hasMin) {
                 const __m512 m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
                 summs[k] = _mm512_fmadd_ps(m, _mm512_set1_ps(a.sums[block]), summs[k]);
@@ -525,12 +489,14 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
         }
         for (int pr = 0; pr < LANES32_TILE / 2; pr++) {
             const __m512i w = lanes32_pair_weights(type, rowBytes, tile.row[2 * pr] + b * bytes, tile.row[2 * pr + 1] + b * bytes);
-            // The rows' scales moved into the pair's lanes once, then times each token's scale:
-            // the same products lanes32_decode_tile forms before its move.
-            const __m512 pairD = _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1), d);
+            // The rows' scales moved into the pair's lanes, times each token's scale (for several
+            // tokens the move comes first, once; either order gives the same products).
+            const __m512i pairIndex = _mm512_inserti64x4(_mm512_set1_epi32(2 * pr), _mm256_set1_epi32(2 * pr + 1), 1);
+            const __m512 pairD = _mm512_permutexvar_ps(pairIndex, T == 1 ? scaledD : d);
             for (int k = 0; k < T; k++) {
                 const __m512i dot = _mm512_dpbusd_epi32(start[k], w, av[k]);
-                acc[k][pr] = _mm512_fmadd_ps(_mm512_mul_ps(pairD, tokenScale[k]), _mm512_cvtepi32_ps(dot), acc[k][pr]);
+                const __m512 pairScale = T == 1 ? pairD : _mm512_mul_ps(pairD, tokenScale[k]);
+                acc[k][pr] = _mm512_fmadd_ps(pairScale, _mm512_cvtepi32_ps(dot), acc[k][pr]);
             }
         }
     }
@@ -547,50 +513,23 @@ KILN_ALWAYS_INLINE void lanes32_tokens_tile(const int type, const int T, const u
 
 #define KILN_TOKENS_TILE(TYPE)                                                                      \
     switch (T) {                                                                                     \
+    case 1: lanes32_tokens_tile(TYPE, 1, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
     case 2: lanes32_tokens_tile(TYPE, 2, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
     case 3: lanes32_tokens_tile(TYPE, 3, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
     default: lanes32_tokens_tile(TYPE, 4, base, rowBytes, r0, R, blockCount, a, t0, offsets, out, outStride); break; \
     }
 
-// A decoding step of 2…8 tokens through Q4_1, Q5_0, Q5_1 or Q8_0: up to four tokens per pass over
-// the rows, each keeping the bits lanes32_decode gives it alone.
-static void lanes32_decode_tokens(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
-                                  int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride);
-
-static void lanes32_decode(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd, int64_t blockCount,
-                           KilnQ8Activations a, int64_t t, float *out, int64_t outStride) {
-    const int32_t *offsets = NULL;
-    if (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0) {
-        offsets = kiln_offset_sums(a.values + t * blockCount * KILN_QK, blockCount * KILN_QK, type == KILN_QTYPE_Q8_0 ? 128 : 16);
-        if (!offsets) {
-            kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, t, 1, out, outStride);
-            return;
-        }
-    }
-    for (int64_t r0 = rowBegin; r0 < rowEnd; r0 += LANES32_TILE) {
-        const int R = rowEnd - r0 < LANES32_TILE ? (int)(rowEnd - r0) : LANES32_TILE;
-        switch (type) {
-        case KILN_QTYPE_Q4_1: lanes32_decode_tile(KILN_QTYPE_Q4_1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
-        case KILN_QTYPE_Q5_0: lanes32_decode_tile(KILN_QTYPE_Q5_0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
-        case KILN_QTYPE_Q5_1: lanes32_decode_tile(KILN_QTYPE_Q5_1, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
-        default: lanes32_decode_tile(KILN_QTYPE_Q8_0, base, rowBytes, r0, R, blockCount, a, t, offsets, out, outStride); break;
-        }
-    }
-}
-
+// One token, or a decoding step of up to 8 tokens, through Q4_1, Q5_0, Q5_1 or Q8_0: up to four
+// tokens per pass over the rows, each keeping the bits it gets alone.
 static void lanes32_decode_tokens(int type, const uint8_t *base, size_t rowBytes, int64_t rowBegin, int64_t rowEnd,
                                   int64_t blockCount, KilnQ8Activations a, int64_t tokenCount, float *out, int64_t outStride) {
     for (int64_t t0 = 0; t0 < tokenCount; t0 += 4) {
         const int T = tokenCount - t0 < 4 ? (int)(tokenCount - t0) : 4;
-        if (T == 1) {
-            lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, t0, out, outStride);
-            continue;
-        }
         const int32_t *offsets = NULL;
         if (type == KILN_QTYPE_Q5_0 || type == KILN_QTYPE_Q8_0) {
             offsets = kiln_offset_sums(a.values + t0 * blockCount * KILN_QK, T * blockCount * KILN_QK, type == KILN_QTYPE_Q8_0 ? 128 : 16);
-            if (!offsets) {  // no scratch: each token alone
-                for (int k = 0; k < T; k++) lanes32_decode(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, t0 + k, out, outStride);
+            if (!offsets) {  // no scratch: the scalar kernel, in the same order
+                kiln_quant_matmul_exact(type, base, rowBytes, rowBegin, rowEnd - rowBegin, blockCount, a, t0, T, out, outStride);
                 continue;
             }
         }
@@ -785,7 +724,7 @@ void kiln_quant_matmul(int type, const void *weights, size_t rowBytes, int64_t r
     case KILN_QTYPE_Q8_0:
     case KILN_QTYPE_Q5_0:
     case KILN_QTYPE_Q5_1:
-        // A decoding step of a few sequences: the weights are read once for up to four tokens at a
+        // One token, or a decoding step of a few sequences: the weights are read once for up to four tokens at a
         // time, each token's products as it gets them alone.
         if (tokenCount <= KILN_DECODE_STEP_TOKENS) {
             lanes32_decode_tokens(type, base, rowBytes, rowBegin, rowEnd, blockCount, a, tokenCount, out, outStride);

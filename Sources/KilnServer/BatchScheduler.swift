@@ -105,9 +105,6 @@ final class BatchScheduler: @unchecked Sendable {  // the mutable state is guard
         }
     }
 
-    /// Requests generating or waiting.
-    var load: (active: Int, waiting: Int) { condition.withLock { (activeCount, queue.count) } }
-
     /// Text as it is produced, then the result. Ending the stream early (a client that left)
     /// cancels the generation before its next token.
     func run(_ job: Job, cancellation: Cancellation) throws -> AsyncThrowingStream<Event, any Error> {
